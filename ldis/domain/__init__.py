@@ -1,0 +1,1 @@
+"""The domain core: plain Python rules of ldis. Imports no web, database or queue framework."""

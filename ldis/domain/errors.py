@@ -1,0 +1,35 @@
+"""Errors the domain and the use cases raise; adapters map them to HTTP codes or exit codes."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a user can cause and be told about."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(DomainError):
+    """Input is well formed but wrong; `fields` maps a dotted field path to what is wrong."""
+
+    code = "validation_failed"
+
+    def __init__(self, fields: dict[str, str], message: str = "Some fields need fixing.") -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    code = "conflict"

@@ -1,0 +1,33 @@
+"""Turning pydantic's errors into the contract's `fields` map: dotted path -> what to fix."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ldis.domain.errors import ValidationFailed
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic errors as {"dotted.path": "what is wrong"}, first message per field."""
+    fields: dict[str, str] = {}
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "is not a known field; remove it"
+        fields.setdefault(path, message)
+    return fields
+
+
+def parse(model: type[M], body: Any) -> M:
+    """Validate `body` as `model`; raise ValidationFailed naming each bad field."""
+    if not isinstance(body, dict):
+        raise ValidationFailed({"body": "must be a JSON object"})
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ValidationFailed(field_errors(exc)) from None

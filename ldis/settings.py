@@ -1,0 +1,170 @@
+"""The one place that reads the environment.
+
+Settings are typed, read once, frozen, and refuse unknown ``LDIS_`` keys, so a typo such as
+``LDIS_APROVALS_REQUIRED`` stops start-up instead of silently running with the default.
+Every failure is a :class:`SettingsError` whose message is one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PREFIX = "LDIS_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+class SmsChannel(StrEnum):
+    outbox = "outbox"
+    twilio = "twilio"
+
+
+class EmailChannel(StrEnum):
+    outbox = "outbox"
+    smtp = "smtp"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instance_path: Path = Field(default=PROJECT_ROOT / "instance")
+    database_url: str = ""
+    broker_url: str = ""
+    # Isolates several deployments (or test runs) sharing one Redis server.
+    broker_prefix: str = ""
+    secret_key: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    approvals_required: int = Field(default=2, ge=1, le=10)
+    sms_channel: SmsChannel = SmsChannel.outbox
+    email_channel: EmailChannel = EmailChannel.outbox
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""
+    twilio_base_url: str = "https://api.twilio.com"
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "ldis@localhost"
+    templates_path: Path = Field(default=PROJECT_ROOT / "alert_templates")
+    # 0 lets config/gunicorn.conf.py choose from the core count.
+    web_workers: int = Field(default=0, ge=0, le=64)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    delivery_batch_size: int = Field(default=100, ge=1, le=1000)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    stuck_after_seconds: float = Field(default=120.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_known(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgres://") or value.startswith("postgresql://"):
+            # Use psycopg 3, the driver we ship, rather than asking for psycopg2.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_known(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "amqp://", "sqla+")):
+            raise ValueError("must be a redis://, amqp:// or sqla+sqlite:/// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _channels_configured(self) -> Settings:
+        if self.sms_channel is SmsChannel.twilio:
+            for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from"):
+                if not getattr(self, name):
+                    raise _MissingForChannel(name, "LDIS_SMS_CHANNEL=twilio")
+        if self.email_channel is EmailChannel.smtp and not self.smtp_host:
+            raise _MissingForChannel("smtp_host", "LDIS_EMAIL_CHANNEL=smtp")
+        return self
+
+    # Derived values: computed, not stored, so they cannot disagree with their inputs.
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.instance_path / 'ldis.sqlite'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.instance_path / 'broker.sqlite'}"
+
+    @property
+    def broker_is_embedded(self) -> bool:
+        return self.effective_broker_url.startswith("sqla+")
+
+    @property
+    def uses_outbox(self) -> bool:
+        return self.sms_channel is SmsChannel.outbox or self.email_channel is EmailChannel.outbox
+
+    def secret(self) -> str:
+        """The secret key; embedded runs get one generated once into the instance folder."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.instance_path / "secret_key"
+        if not key_file.exists():
+            self.instance_path.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+
+class _MissingForChannel(ValueError):
+    def __init__(self, field: str, because: str) -> None:
+        super().__init__(f"{PREFIX}{field.upper()}: required when {because}")
+        self.field = field
+
+
+def _unknown_keys(environ: dict[str, str]) -> list[str]:
+    known = {PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(key for key in environ if key.startswith(PREFIX) and key not in known)
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate settings; raise SettingsError with one line naming the variable."""
+    env = dict(os.environ if environ is None else environ)
+    unknown = _unknown_keys(env)
+    if unknown:
+        key = unknown[0]
+        known = [PREFIX + name.upper() for name in Settings.model_fields]
+        guess = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        raise SettingsError(f"{key}: unknown setting{hint}")
+    values: dict[str, Any] = {
+        name: env[PREFIX + name.upper()]
+        for name in Settings.model_fields
+        if PREFIX + name.upper() in env
+    }
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        ctx_error = error.get("ctx", {}).get("error")
+        if isinstance(ctx_error, _MissingForChannel):
+            raise SettingsError(str(ctx_error)) from None
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        given = values.get(field, "")
+        raise SettingsError(
+            f"{PREFIX}{field.upper()}: {error['msg'].removeprefix('Value error, ')} (got {given!r})"
+        ) from None

@@ -1,0 +1,28 @@
+"""Typed SQLAlchemy models, one module per feature; import from here."""
+
+from ldis.store.models.alerts import Alert, AlertApproval, AlertVersion
+from ldis.store.models.audit import AuditEvent
+from ldis.store.models.base import Base
+from ldis.store.models.deliveries import Delivery, OutboxMessage
+from ldis.store.models.people import ApiToken, User, UserRole
+from ldis.store.models.recipients import Area, Contact, ContactChannel, Service, ServiceArea
+from ldis.store.models.reports import Report
+
+__all__ = [
+    "Alert",
+    "AlertApproval",
+    "AlertVersion",
+    "ApiToken",
+    "Area",
+    "AuditEvent",
+    "Base",
+    "Contact",
+    "ContactChannel",
+    "Delivery",
+    "OutboxMessage",
+    "Report",
+    "Service",
+    "ServiceArea",
+    "User",
+    "UserRole",
+]
