@@ -15,8 +15,12 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     """Pydantic errors as {"dotted.path": "what is wrong"}, first message per field."""
     fields: dict[str, str] = {}
     for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"]) or "body"
+        path = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if not path:
+            # Whole-model checks name their field as "field: message".
+            head, _, rest = message.partition(": ")
+            path, message = (head, rest) if rest and head.isidentifier() else ("body", message)
         if error["type"] == "extra_forbidden":
             message = "is not a known field; remove it"
         fields.setdefault(path, message)

@@ -1,0 +1,248 @@
+"""The `ldis` command. Each subcommand is a thin adapter: settings -> container -> use case."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ldis.domain.errors import DomainError, ValidationFailed
+from ldis.domain.roles import parse_roles
+from ldis.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+GUNICORN_CONF = PROJECT_ROOT / "config" / "gunicorn.conf.py"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"ldis: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+def _domain_errors(func: F) -> F:
+    """Print a use case's refusal as one clear line instead of a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationFailed as exc:
+            _fail("; ".join(f"{field}: {problem}" for field, problem in exc.fields.items()), 1)
+        except DomainError as exc:
+            _fail(exc.message, 1)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def main() -> None:
+    """ldis: Local Drug Information System alerting service."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations (safe to run again: does nothing when up to date)."""
+    from ldis.store.db import Database
+    from ldis.store.migrate import current_revision, upgrade
+
+    settings = _settings()
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    try:
+        upgrade(database.engine)
+        click.echo(f"database at revision {current_revision(database.engine)}")
+    finally:
+        database.dispose()
+
+
+@main.group()
+def users() -> None:
+    """People who use ldis."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="reporter, panel or admin; repeatable")
+@click.option("--password-stdin", is_flag=True, help="read a password from standard input")
+@_domain_errors
+def users_create(email: str, name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Add a user."""
+    from ldis.bootstrap import build
+    from ldis.services.accounts import create_user
+
+    try:
+        parsed = parse_roles([r for value in roles for r in value.split(",")])
+    except ValueError as exc:
+        _fail(f"--role: {exc}")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    container = build(_settings())
+    user_id = create_user(container.db, email=email, name=name, roles=parsed, password=password)
+    click.echo(f"created user {user_id} <{email.strip().lower()}> with roles {', '.join(sorted(parsed))}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--email", required=True)
+@click.option("--label", default="cli", show_default=True)
+@_domain_errors
+def tokens_create(email: str, label: str) -> None:
+    """Print a new API token for the user, once, alone on the last line."""
+    from ldis.bootstrap import build
+    from ldis.services.accounts import create_token
+
+    token = create_token(build(_settings()).db, email=email, label=label)
+    click.echo("New API token (shown once; store it now):", err=True)
+    click.echo(token)
+
+
+@main.command()
+@_domain_errors
+def demo() -> None:
+    """Load demo areas, services, contacts and users (idempotent)."""
+    from ldis.bootstrap import build
+    from ldis.services.demo import load_demo
+
+    for line in load_demo(build(_settings()).db):
+        click.echo(line)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _web_command(host: str, port: int, workers: int | None = None) -> list[str]:
+    command = [sys.executable, "-m", "gunicorn", "--bind", _host_port(host, port)]
+    if GUNICORN_CONF.exists():
+        command += ["--config", str(GUNICORN_CONF)]
+    if workers:
+        command += ["--workers", str(workers)]
+    return [*command, "ldis.web.app:create_app()"]
+
+
+def _worker_command(concurrency: int, settings: Settings) -> list[str]:
+    from workers.celery_factory import QUEUES
+
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        "--queues", ",".join(QUEUES),  # urgent first: see docs/operations.md
+        "--concurrency", str(concurrency), "--loglevel", settings.log_level,
+        "--hostname", f"ldis-{os.getpid()}@%h",
+    ]
+
+
+def _beat_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
+        "--schedule", str(settings.instance_path / "celerybeat-schedule"),
+        "--loglevel", settings.log_level,
+    ]
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def web(host: str, port: int) -> None:
+    """Serve the web app and API under gunicorn."""
+    _settings()
+    os.execv(sys.executable, _web_command(host, port))
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
+def worker(concurrency: int) -> None:
+    """Run a Celery worker on the urgent and standard queues."""
+    settings = _settings()
+    os.execv(sys.executable, _worker_command(concurrency, settings))
+
+
+@main.command()
+def beat() -> None:
+    """Run the scheduler (sweeper and housekeeping)."""
+    settings = _settings()
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    os.execv(sys.executable, _beat_command(settings))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
+def run(host: str, port: int, concurrency: int) -> None:
+    """All in one: migrate, then web + worker + scheduler. Ctrl-C stops all of it."""
+    settings = _settings()
+    click.get_current_context().invoke(db_upgrade)
+    processes = {
+        "web": _web_command(host, port, workers=2),
+        "worker": _worker_command(concurrency, settings),
+        "beat": _beat_command(settings),
+    }
+    _supervise(processes, f"http://{_host_port(host, port)}")
+
+
+def _supervise(commands: dict[str, list[str]], url: str) -> None:
+    """Start every process; stop all when one dies or on Ctrl-C / SIGTERM."""
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    # Each child in its own process group: Ctrl-C reaches only us, and we stop them in order.
+    running = {
+        name: subprocess.Popen(command, start_new_session=True) for name, command in commands.items()
+    }
+    click.echo(f"ldis is running at {url}  (outbox: {url}/outbox; Ctrl-C stops it)")
+    exit_code = 0
+    while not stopping:
+        for name, process in running.items():
+            if process.poll() is not None:
+                click.echo(f"ldis: {name} exited with code {process.returncode}; stopping", err=True)
+                stopping, exit_code = True, 1
+                break
+        time.sleep(0.2)
+    click.echo("stopping web, worker and scheduler ...", err=True)
+    for process in running.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for name, process in running.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"ldis: {name} did not stop in time; killing it", err=True)
+            process.kill()
+            process.wait()
+    click.echo("stopped.", err=True)
+    sys.exit(exit_code)
+
+
+
+if __name__ == "__main__":
+    main()

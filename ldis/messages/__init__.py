@@ -1,0 +1,1 @@
+"""Rendering alert_templates/ for each channel: the only place alerts meet Jinja."""

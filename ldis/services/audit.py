@@ -1,0 +1,23 @@
+"""Write audit events inside the caller's transaction, so the record and its audit agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ldis.store.models import AuditEvent
+
+
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    **detail: Any,
+) -> None:
+    session.add(
+        AuditEvent(actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, detail=detail)
+    )

@@ -1,0 +1,239 @@
+"""Worker-side use cases: claim deliveries, render, send through a channel, record the outcome.
+
+States move only by conditional updates (`WHERE status = 'queued'`), so a batch sent twice,
+a retry racing the sweeper, or two workers holding the same ids cannot send one twice.
+The session is closed before any provider is called: a slow provider holds no database lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ldis.domain.deliveries import DeliveryStatus, sources_of
+from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
+from ldis.messages.render import Renderer
+from ldis.services.links import Links
+from ldis.services.ports import Sender
+from ldis.store.db import Database
+from ldis.store.models import AlertVersion, Contact, Delivery
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+def queued_ids(db: Database, alert_id: int, version: int) -> list[int]:
+    with db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Delivery.id)
+                .where(
+                    Delivery.alert_id == alert_id,
+                    Delivery.version == version,
+                    Delivery.status == DeliveryStatus.queued.value,
+                )
+                .order_by(Delivery.id)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    channel: str
+    address: str | None
+    contact_name: str
+    alert_id: int
+    version: int
+    template: str
+    content: dict[str, Any]
+
+
+def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
+    """Move queued deliveries to sending; return only those this call won."""
+    if not delivery_ids:
+        return []
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        won = list(
+            session.scalars(
+                update(Delivery)
+                .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value)
+                .values(status=DeliveryStatus.sending.value, claimed_at=now, attempts=Delivery.attempts + 1)
+                .returning(Delivery.id)
+            )
+        )
+        if not won:
+            return []
+        rows = session.execute(
+            select(Delivery, Contact, AlertVersion)
+            .join(Contact, Contact.id == Delivery.contact_id)
+            .join(
+                AlertVersion,
+                (AlertVersion.alert_id == Delivery.alert_id) & (AlertVersion.version == Delivery.version),
+            )
+            .where(Delivery.id.in_(won))
+            .order_by(Delivery.id)
+        ).all()
+        return [
+            Claimed(
+                delivery_id=d.id,
+                channel=d.channel,
+                address=c.phone if d.channel == "sms" else c.email,
+                contact_name=c.name,
+                alert_id=d.alert_id,
+                version=d.version,
+                template=v.template,
+                content=v.content,
+            )
+            for d, c, v in rows
+        ]
+
+
+def compose(item: Claimed, renderer: Renderer, links: Links) -> OutgoingMessage:
+    context = {
+        "alert": item.content,
+        "fields": item.content.get("fields", {}),
+        "version": item.version,
+        "is_update": item.version > 1,
+        "reference": f"LDIS-{item.alert_id}-v{item.version}",
+        "ack_url": links.ack_url(item.delivery_id),
+        "contact_name": item.contact_name,
+    }
+    rendered = renderer.render(item.channel, item.template, context)
+    headers = {}
+    if item.channel == "email":
+        headers["Message-ID"] = f"<delivery-{item.delivery_id}@ldis>"
+    return OutgoingMessage(
+        delivery_id=item.delivery_id,
+        channel=item.channel,
+        to=item.address or "",
+        text=rendered.text,
+        subject=rendered.subject,
+        html=rendered.html,
+        headers=headers,
+    )
+
+
+def _move(db: Database, delivery_id: int, target: DeliveryStatus, **values: Any) -> bool:
+    with db.transaction() as session:
+        moved = session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status.in_([s.value for s in sources_of(target)]))
+            .values(status=target.value, **values)
+        ).rowcount  # type: ignore[attr-defined]
+    return bool(moved)
+
+
+def record(db: Database, delivery_id: int, result: SendResult, attempts: int) -> bool:
+    """Store a send result; return True when the delivery should be tried again later."""
+    now = datetime.now(UTC)
+    if result.outcome is SendOutcome.sent:
+        _move(db, delivery_id, DeliveryStatus.sent, provider_id=result.provider_id, sent_at=now, last_error=None)
+        return False
+    error = (result.error or result.outcome.value)[:500]
+    if result.outcome is SendOutcome.transient_error and attempts < MAX_ATTEMPTS:
+        _move(db, delivery_id, DeliveryStatus.queued, last_error=error)
+        return True
+    _move(db, delivery_id, DeliveryStatus.failed, last_error=error)
+    return False
+
+
+def deliver(
+    db: Database,
+    delivery_ids: list[int],
+    senders: Mapping[str, Sender],
+    renderer: Renderer,
+    links: Links,
+) -> list[int]:
+    """Send what can be claimed of `delivery_ids`; return the ids to retry later."""
+    claimed = claim(db, delivery_ids)
+    by_channel: dict[str, list[OutgoingMessage]] = defaultdict(list)
+    retry: list[int] = []
+    for item in claimed:
+        if not item.address:
+            record(db, item.delivery_id, SendResult(SendOutcome.permanent_error, error="no address"), 1)
+            continue
+        by_channel[item.channel].append(compose(item, renderer, links))
+    attempts = _attempts(db, [item.delivery_id for item in claimed])
+    for channel, messages in by_channel.items():
+        sender = senders.get(channel)
+        if sender is None:
+            results = [SendResult(SendOutcome.permanent_error, error=f"no {channel} channel")] * len(messages)
+        else:
+            results = _send_safely(sender, messages)
+        for message, result in zip(messages, results, strict=True):
+            if record(db, message.delivery_id, result, attempts.get(message.delivery_id, 1)):
+                retry.append(message.delivery_id)
+    return retry
+
+
+def _send_safely(sender: Sender, messages: list[OutgoingMessage]) -> list[SendResult]:
+    """A channel that raises (a bug, a dropped socket) must not strand claimed deliveries."""
+    try:
+        return sender.send_many(messages)
+    except Exception as exc:
+        log.exception("channel failed on a batch of %s; will retry", len(messages))
+        error = f"channel error: {type(exc).__name__}"
+        return [SendResult(SendOutcome.transient_error, error=error)] * len(messages)
+
+
+def _attempts(db: Database, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    with db.transaction() as session:
+        return dict(session.execute(select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))).tuples().all())
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff: 10 s, 20 s, 40 s ... capped at 30 minutes."""
+    return float(min(10 * 2 ** max(attempts - 1, 0), 1800))
+
+
+def sweep(db: Database, stuck_after: timedelta) -> dict[str, list[int]]:
+    """Deliveries a lost task left behind, by priority, ready to enqueue again.
+
+    Queued rows older than `stuck_after` are re-offered (claims make that harmless). Rows
+    stuck in `sending` (a worker died mid-send) go back to queued: the local outbox stores
+    each delivery once whatever happens, a provider may see a rare second attempt.
+    """
+    now = datetime.now(UTC)
+    cutoff = now - stuck_after
+    with db.transaction() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.status == DeliveryStatus.sending.value, Delivery.claimed_at < now - stuck_after * 5)
+            .values(status=DeliveryStatus.queued.value, last_error="worker lost mid-send")
+        )
+        rows = session.execute(
+            select(Delivery.id, Delivery.priority)
+            .where(
+                Delivery.status == DeliveryStatus.queued.value,
+                Delivery.queued_at < cutoff,
+                (Delivery.claimed_at.is_(None)) | (Delivery.claimed_at < cutoff),
+            )
+            .order_by(Delivery.id)
+            .limit(10_000)
+        ).all()
+    found: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, priority in rows:
+        found[priority].append(delivery_id)
+    return dict(found)
+
+
+def acknowledge(db: Database, delivery_id: int) -> bool:
+    """Mark a delivery acknowledged (first click wins; later clicks change nothing)."""
+    with db.transaction() as session:
+        exists = session.get(Delivery, delivery_id) is not None
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.acknowledged_at.is_(None))
+            .values(acknowledged_at=datetime.now(UTC))
+        )
+    return exists

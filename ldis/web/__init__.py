@@ -1,0 +1,1 @@
+"""HTML pages and the Flask application factory (thin adapters over ldis.services)."""

@@ -1,0 +1,22 @@
+"""One click in a message acknowledges it: no login, the link itself is signed."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+from flask.typing import ResponseReturnValue
+
+from ldis.services.delivery import acknowledge
+from ldis.web.access import public
+from ldis.web.extensions import container
+
+bp = Blueprint("ack", __name__)
+
+
+@bp.get("/ack/<token>")
+@public
+def ack(token: str) -> ResponseReturnValue:
+    c = container()
+    delivery_id = c.links.delivery_for_ack(token)
+    if delivery_id is None or not acknowledge(c.db, delivery_id):
+        abort(404)
+    return render_template("ack.html")

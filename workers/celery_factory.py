@@ -1,0 +1,57 @@
+"""Build a configured Celery app from settings (worker side and sending side alike).
+
+Tasks are named explicitly (`ldis.*`), take ids, use acks_late and are idempotent: the
+database outbox is the truth, the broker only a doorbell, so a lost or repeated message
+costs at most a little work, never a lost or doubled alert.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from ldis.settings import Settings
+from workers.embedded_broker import configure_embedded_transport
+
+URGENT_QUEUE = "urgent"
+STANDARD_QUEUE = "standard"
+QUEUES = (URGENT_QUEUE, STANDARD_QUEUE)
+
+
+def make_celery(settings: Settings) -> Celery:
+    if settings.broker_is_embedded:
+        configure_embedded_transport()
+    celery = Celery("ldis", broker=settings.effective_broker_url, set_as_current=False)
+    transport_options: dict[str, object] = {}
+    if settings.broker_prefix:
+        transport_options["global_keyprefix"] = settings.broker_prefix
+    if settings.effective_broker_url.startswith(("redis", "rediss")):
+        # Unacked tasks come back after this long if a worker dies without a word.
+        transport_options["visibility_timeout"] = 3600
+    celery.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue=STANDARD_QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        worker_hijack_root_logger=False,
+        imports=("workers.tasks.delivery", "workers.tasks.maintenance"),
+        beat_schedule={
+            "sweep-deliveries": {
+                "task": "ldis.sweep_deliveries",
+                "schedule": settings.sweep_interval_seconds,
+                "options": {"queue": STANDARD_QUEUE},
+            },
+            "purge-broker": {
+                "task": "ldis.purge_broker",
+                "schedule": 3600.0,
+                "options": {"queue": STANDARD_QUEUE},
+            },
+        },
+    )
+    return celery

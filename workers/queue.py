@@ -1,0 +1,46 @@
+"""The TaskQueue port over Celery: send tasks by name, so the web never imports task code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TypeVar
+
+from ldis.settings import Settings
+from workers.celery_factory import QUEUES, STANDARD_QUEUE, URGENT_QUEUE, make_celery
+
+T = TypeVar("T")
+
+
+def chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class CeleryTaskQueue:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._celery = make_celery(settings)
+
+    @staticmethod
+    def _queue(urgent: bool) -> str:
+        return URGENT_QUEUE if urgent else STANDARD_QUEUE
+
+    def enqueue_fan_out(self, alert_id: int, version: int, *, urgent: bool) -> None:
+        self._celery.send_task(
+            "ldis.fan_out", args=[alert_id, version, urgent], queue=self._queue(urgent)
+        )
+
+    def enqueue_deliveries(
+        self, delivery_ids: list[int], *, urgent: bool, countdown: float = 0
+    ) -> None:
+        for batch in chunks(delivery_ids, self._settings.delivery_batch_size):
+            self._celery.send_task(
+                "ldis.deliver_batch",
+                args=[batch, urgent],
+                queue=self._queue(urgent),
+                countdown=countdown or None,
+            )
+
+    def ping(self) -> None:
+        with self._celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
