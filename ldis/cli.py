@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -83,7 +82,9 @@ def users() -> None:
 @users.command("create")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
-@click.option("--role", "roles", multiple=True, required=True, help="reporter, panel or admin; repeatable")
+@click.option(
+    "--role", "roles", multiple=True, required=True, help="reporter, panel or admin; repeatable"
+)
 @click.option("--password-stdin", is_flag=True, help="read a password from standard input")
 @_domain_errors
 def users_create(email: str, name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
@@ -98,7 +99,9 @@ def users_create(email: str, name: str, roles: tuple[str, ...], password_stdin: 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     container = build(_settings())
     user_id = create_user(container.db, email=email, name=name, roles=parsed, password=password)
-    click.echo(f"created user {user_id} <{email.strip().lower()}> with roles {', '.join(sorted(parsed))}")
+    click.echo(
+        f"created user {user_id} <{email.strip().lower()}> with roles {', '.join(sorted(parsed))}"
+    )
 
 
 @main.group()
@@ -148,18 +151,33 @@ def _worker_command(concurrency: int, settings: Settings) -> list[str]:
     from workers.celery_factory import QUEUES
 
     return [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-        "--queues", ",".join(QUEUES),  # urgent first: see docs/operations.md
-        "--concurrency", str(concurrency), "--loglevel", settings.log_level,
-        "--hostname", f"ldis-{os.getpid()}@%h",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "--queues",
+        ",".join(QUEUES),  # urgent first: see docs/operations.md
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        settings.log_level,
     ]
 
 
 def _beat_command(settings: Settings) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat",
-        "--schedule", str(settings.instance_path / "celerybeat-schedule"),
-        "--loglevel", settings.log_level,
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "beat",
+        "--schedule",
+        str(settings.instance_path / "celerybeat-schedule"),
+        "--loglevel",
+        settings.log_level,
     ]
 
 
@@ -216,14 +234,17 @@ def _supervise(commands: dict[str, list[str]], url: str) -> None:
     signal.signal(signal.SIGTERM, stop)
     # Each child in its own process group: Ctrl-C reaches only us, and we stop them in order.
     running = {
-        name: subprocess.Popen(command, start_new_session=True) for name, command in commands.items()
+        name: subprocess.Popen(command, start_new_session=True)
+        for name, command in commands.items()
     }
     click.echo(f"ldis is running at {url}  (outbox: {url}/outbox; Ctrl-C stops it)")
     exit_code = 0
     while not stopping:
         for name, process in running.items():
             if process.poll() is not None:
-                click.echo(f"ldis: {name} exited with code {process.returncode}; stopping", err=True)
+                click.echo(
+                    f"ldis: {name} exited with code {process.returncode}; stopping", err=True
+                )
                 stopping, exit_code = True, 1
                 break
         time.sleep(0.2)
@@ -241,7 +262,6 @@ def _supervise(commands: dict[str, list[str]], url: str) -> None:
             process.wait()
     click.echo("stopped.", err=True)
     sys.exit(exit_code)
-
 
 
 if __name__ == "__main__":

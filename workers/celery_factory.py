@@ -8,7 +8,7 @@ costs at most a little work, never a lost or doubled alert.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from ldis.settings import Settings
 from workers.embedded_broker import configure_embedded_transport
@@ -29,7 +29,7 @@ def make_celery(settings: Settings) -> Celery:
         # Unacked tasks come back after this long if a worker dies without a word.
         transport_options["visibility_timeout"] = 3600
     celery.conf.update(
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_default_queue=STANDARD_QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 from ldis.settings import Settings
-from workers.celery_factory import QUEUES, STANDARD_QUEUE, URGENT_QUEUE, make_celery
+from workers.celery_factory import STANDARD_QUEUE, URGENT_QUEUE, make_celery
 
 T = TypeVar("T")
 

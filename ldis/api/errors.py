@@ -48,7 +48,9 @@ STATUS[BadRequest] = 400
 STATUS[UnsupportedMediaType] = 415
 
 
-def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None
+) -> Response:
     body: dict[str, Any] = {"error": code, "message": message, "fields": fields or {}}
     response = jsonify(body)
     response.status_code = status
@@ -87,5 +89,7 @@ def register(app: Flask) -> None:
     def unexpected(exc: Exception) -> Response | tuple[str, int]:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_json():
-            return error_response(500, "internal_error", "Something went wrong on our side; it is logged.")
+            return error_response(
+                500, "internal_error", "Something went wrong on our side; it is logged."
+            )
         return "Something went wrong on our side; it is logged.", 500

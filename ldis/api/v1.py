@@ -36,7 +36,9 @@ def create_service() -> ResponseReturnValue:
 @bp.post("/services/<int:service_id>/contacts")
 @api_roles(Role.admin)
 def add_contact(service_id: int) -> ResponseReturnValue:
-    return created(recipients.add_contact(container().db, current_principal(), service_id, json_body()))
+    return created(
+        recipients.add_contact(container().db, current_principal(), service_id, json_body())
+    )
 
 
 @bp.post("/reports")
@@ -55,7 +57,9 @@ def get_report(report_id: int) -> ResponseReturnValue:
 @api_roles(Role.panel)
 def draft_alert() -> ResponseReturnValue:
     c = container()
-    return created(alerts.draft_alert(c.db, current_principal(), json_body(), templates=c.templates()))
+    return created(
+        alerts.draft_alert(c.db, current_principal(), json_body(), templates=c.templates())
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/submit")
@@ -72,8 +76,11 @@ def approve_alert(alert_id: int) -> ResponseReturnValue:
     c = container()
     return jsonify(
         alerts.approve_alert(
-            c.db, current_principal(), alert_id,
-            required=c.settings.approvals_required, queue=c.queue,
+            c.db,
+            current_principal(),
+            alert_id,
+            required=c.settings.approvals_required,
+            queue=c.queue,
         )
     )
 

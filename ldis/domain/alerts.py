@@ -50,7 +50,9 @@ def next_status(current: AlertStatus, action: AlertAction) -> AlertStatus:
     try:
         return TRANSITIONS[(current, action)]
     except KeyError:
-        raise Conflict(f"An alert that is {current.value} cannot be asked to {action.value}.") from None
+        raise Conflict(
+            f"An alert that is {current.value} cannot be asked to {action.value}."
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,12 @@ class DeliveryStatus(StrEnum):
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.queued: frozenset({DeliveryStatus.sending, DeliveryStatus.failed}),
     DeliveryStatus.sending: frozenset(
-        {DeliveryStatus.sent, DeliveryStatus.delivered, DeliveryStatus.failed, DeliveryStatus.queued}
+        {
+            DeliveryStatus.sent,
+            DeliveryStatus.delivered,
+            DeliveryStatus.failed,
+            DeliveryStatus.queued,
+        }
     ),
     DeliveryStatus.sent: frozenset({DeliveryStatus.delivered, DeliveryStatus.failed}),
     DeliveryStatus.delivered: frozenset(),
@@ -38,3 +43,8 @@ def can_move(current: DeliveryStatus, target: DeliveryStatus) -> bool:
 def sources_of(target: DeliveryStatus) -> frozenset[DeliveryStatus]:
     """The states from which a delivery may move to `target` (for conditional updates)."""
     return frozenset(s for s, targets in DELIVERY_TRANSITIONS.items() if target in targets)
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff after a transient failure: 10 s, 20 s, 40 s ... capped at 30 min."""
+    return float(min(10 * 2 ** max(attempts - 1, 0), 1800))

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ldis.domain.deliveries import Channel
 
@@ -14,7 +21,11 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 AreaCode = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_upper=True, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$"
+        strip_whitespace=True,
+        to_upper=True,
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9_.-]+$",
     ),
 ]
 DEFAULT_REGION = "GB"
@@ -32,7 +43,9 @@ class ServiceInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    type: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=60)]
+    type: Annotated[
+        str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=60)
+    ]
     areas: list[AreaCode] = Field(min_length=1, max_length=500)
 
 
@@ -43,7 +56,11 @@ FICTITIOUS_MOBILE_PREFIX = "7700900"
 
 def is_fictitious(number: phonenumbers.PhoneNumber) -> bool:
     national = str(number.national_number)
-    return number.country_code == 44 and len(national) == 10 and national.startswith(FICTITIOUS_MOBILE_PREFIX)
+    return (
+        number.country_code == 44
+        and len(national) == 10
+        and national.startswith(FICTITIOUS_MOBILE_PREFIX)
+    )
 
 
 def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
@@ -51,13 +68,18 @@ def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise ValueError("is not a phone number; write it like 07700 900123 or +447700900123") from None
+        raise ValueError(
+            "is not a phone number; write it like 07700 900123 or +447700900123"
+        ) from None
     if is_fictitious(number):
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not phonenumbers.is_valid_number(number):
         raise ValueError("is not a valid phone number")
     kind = phonenumbers.number_type(number)
-    if kind not in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+    if kind not in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    ):
         raise ValueError("must be a mobile number: landlines cannot receive text messages")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

@@ -40,11 +40,17 @@ class Renderer:
         names: set[str] | None = None
         for channel, parts in PARTS.items():
             folder = self.path / channel
-            here = {
-                p.name.split(".")[0]
-                for p in folder.glob("*.j2")
-                if all((folder / f"{p.name.split('.')[0]}.{part}.j2").exists() for part in parts)
-            } if folder.is_dir() else set()
+            here = (
+                {
+                    p.name.split(".")[0]
+                    for p in folder.glob("*.j2")
+                    if all(
+                        (folder / f"{p.name.split('.')[0]}.{part}.j2").exists() for part in parts
+                    )
+                }
+                if folder.is_dir()
+                else set()
+            )
             names = here if names is None else names & here
         return frozenset(names or ())
 

@@ -18,7 +18,7 @@ from ldis.store.db import Database
 from ldis.store.models import ApiToken, User, UserRole
 
 MIN_PASSWORD_LENGTH = 12
-TOKEN_PREFIX = "ldis_"
+TOKEN_PREFIX = "ldis_"  # noqa: S105 (a public prefix, not a secret)
 # Writing last_used_at on every request would turn each read into a write; once a minute is
 # plenty for "when was this token last used".
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -54,7 +54,11 @@ def create_user(
         session.add(user)
         session.flush()
         audit.record(
-            session, actor_id=None, action="user.created", entity="user", entity_id=user.id,
+            session,
+            actor_id=None,
+            action="user.created",
+            entity="user",
+            entity_id=user.id,
             roles=sorted(role.value for role in roles),
         )
         return user.id
@@ -67,11 +71,17 @@ def create_token(db: Database, *, email: str, label: str = "cli") -> str:
         user = session.scalar(select(User).where(User.email == email.strip().lower()))
         if user is None:
             raise NotFound(f"No user with e-mail {email}.")
-        row = ApiToken(user_id=user.id, label=label.strip()[:100] or "token", token_hash=_token_hash(token))
+        row = ApiToken(
+            user_id=user.id, label=label.strip()[:100] or "token", token_hash=_token_hash(token)
+        )
         session.add(row)
         session.flush()
         audit.record(
-            session, actor_id=user.id, action="token.created", entity="api_token", entity_id=row.id,
+            session,
+            actor_id=user.id,
+            action="token.created",
+            entity="api_token",
+            entity_id=row.id,
             label=row.label,
         )
     return token
@@ -84,7 +94,9 @@ def principal_for_token(db: Database, token: str) -> Principal | None:
     now = datetime.now(UTC)
     with db.transaction() as session:
         row = session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
+            select(ApiToken).where(
+                ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None)
+            )
         )
         if row is None or not row.user.active:
             return None

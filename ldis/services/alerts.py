@@ -49,7 +49,9 @@ def _locked_alert(session: Session, alert_id: int) -> Alert:
 
 def _check_templates(draft: AlertDraft, templates: frozenset[str]) -> None:
     if draft.template not in templates:
-        raise ValidationFailed({"template": f"unknown template; use one of: {', '.join(sorted(templates))}"})
+        raise ValidationFailed(
+            {"template": f"unknown template; use one of: {', '.join(sorted(templates))}"}
+        )
 
 
 def draft_alert(
@@ -64,7 +66,13 @@ def draft_alert(
         session.add(alert)
         session.flush()
         session.add(_version_row(alert.id, 1, actor.user_id, draft))
-        audit.record(session, actor_id=actor.user_id, action="alert.drafted", entity="alert", entity_id=alert.id)
+        audit.record(
+            session,
+            actor_id=actor.user_id,
+            action="alert.drafted",
+            entity="alert",
+            entity_id=alert.id,
+        )
         session.flush()
         return alert_view(session, alert)
 
@@ -92,8 +100,12 @@ def submit_alert(db: Database, actor: Principal, alert_id: int) -> dict[str, Any
         alert.status = next_status(AlertStatus(alert.status), AlertAction.submit).value
         version.submitted_at = datetime.now(UTC)
         audit.record(
-            session, actor_id=actor.user_id, action="alert.submitted", entity="alert",
-            entity_id=alert.id, version=alert.current_version,
+            session,
+            actor_id=actor.user_id,
+            action="alert.submitted",
+            entity="alert",
+            entity_id=alert.id,
+            version=alert.current_version,
         )
         return alert_view(session, alert)
 
@@ -121,10 +133,18 @@ def approve_alert(
             earlier_approver_ids=earlier,
             required=required,
         )
-        session.add(AlertApproval(alert_id=alert.id, version=version.version, user_id=actor.user_id))
+        session.add(
+            AlertApproval(alert_id=alert.id, version=version.version, user_id=actor.user_id)
+        )
         audit.record(
-            session, actor_id=actor.user_id, action="alert.approval_given", entity="alert",
-            entity_id=alert.id, version=version.version, approvals=outcome.approvals, required=required,
+            session,
+            actor_id=actor.user_id,
+            action="alert.approval_given",
+            entity="alert",
+            entity_id=alert.id,
+            version=version.version,
+            approvals=outcome.approvals,
+            required=required,
         )
         queued = 0
         if outcome.complete:
@@ -132,8 +152,13 @@ def approve_alert(
             version.approved_at = datetime.now(UTC)
             queued = write_deliveries(session, alert.id, version)
             audit.record(
-                session, actor_id=actor.user_id, action="alert.approved", entity="alert",
-                entity_id=alert.id, version=version.version, deliveries=queued,
+                session,
+                actor_id=actor.user_id,
+                action="alert.approved",
+                entity="alert",
+                entity_id=alert.id,
+                version=version.version,
+                deliveries=queued,
             )
         session.flush()
         view = alert_view(session, alert)
@@ -160,8 +185,13 @@ def reject_alert(db: Database, actor: Principal, alert_id: int, reason: str) -> 
         alert = _locked_alert(session, alert_id)
         alert.status = next_status(AlertStatus(alert.status), AlertAction.reject).value
         audit.record(
-            session, actor_id=actor.user_id, action="alert.rejected", entity="alert",
-            entity_id=alert.id, version=alert.current_version, reason=reason.strip()[:1000],
+            session,
+            actor_id=actor.user_id,
+            action="alert.rejected",
+            entity="alert",
+            entity_id=alert.id,
+            version=alert.current_version,
+            reason=reason.strip()[:1000],
         )
         return alert_view(session, alert)
 
@@ -178,9 +208,9 @@ def get_alert(db: Database, actor: Principal, alert_id: int) -> dict[str, Any]:
 def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
     version = alert.version_row()
     approvals = session.scalar(
-        select(func.count()).select_from(AlertApproval).where(
-            AlertApproval.alert_id == alert.id, AlertApproval.version == version.version
-        )
+        select(func.count())
+        .select_from(AlertApproval)
+        .where(AlertApproval.alert_id == alert.id, AlertApproval.version == version.version)
     )
     return {
         "id": alert.id,

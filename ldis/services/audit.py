@@ -19,5 +19,7 @@ def record(
     **detail: Any,
 ) -> None:
     session.add(
-        AuditEvent(actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, detail=detail)
+        AuditEvent(
+            actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, detail=detail
+        )
     )

@@ -64,8 +64,14 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
         won = list(
             session.scalars(
                 update(Delivery)
-                .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value)
-                .values(status=DeliveryStatus.sending.value, claimed_at=now, attempts=Delivery.attempts + 1)
+                .where(
+                    Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value
+                )
+                .values(
+                    status=DeliveryStatus.sending.value,
+                    claimed_at=now,
+                    attempts=Delivery.attempts + 1,
+                )
                 .returning(Delivery.id)
             )
         )
@@ -76,7 +82,8 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
             .join(Contact, Contact.id == Delivery.contact_id)
             .join(
                 AlertVersion,
-                (AlertVersion.alert_id == Delivery.alert_id) & (AlertVersion.version == Delivery.version),
+                (AlertVersion.alert_id == Delivery.alert_id)
+                & (AlertVersion.version == Delivery.version),
             )
             .where(Delivery.id.in_(won))
             .order_by(Delivery.id)
@@ -125,7 +132,10 @@ def _move(db: Database, delivery_id: int, target: DeliveryStatus, **values: Any)
     with db.transaction() as session:
         moved = session.execute(
             update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status.in_([s.value for s in sources_of(target)]))
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status.in_([s.value for s in sources_of(target)]),
+            )
             .values(status=target.value, **values)
         ).rowcount  # type: ignore[attr-defined]
     return bool(moved)
@@ -135,7 +145,14 @@ def record(db: Database, delivery_id: int, result: SendResult, attempts: int) ->
     """Store a send result; return True when the delivery should be tried again later."""
     now = datetime.now(UTC)
     if result.outcome is SendOutcome.sent:
-        _move(db, delivery_id, DeliveryStatus.sent, provider_id=result.provider_id, sent_at=now, last_error=None)
+        _move(
+            db,
+            delivery_id,
+            DeliveryStatus.sent,
+            provider_id=result.provider_id,
+            sent_at=now,
+            last_error=None,
+        )
         return False
     error = (result.error or result.outcome.value)[:500]
     if result.outcome is SendOutcome.transient_error and attempts < MAX_ATTEMPTS:
@@ -151,26 +168,31 @@ def deliver(
     senders: Mapping[str, Sender],
     renderer: Renderer,
     links: Links,
-) -> list[int]:
-    """Send what can be claimed of `delivery_ids`; return the ids to retry later."""
+) -> dict[int, int]:
+    """Send what can be claimed of `delivery_ids`; return {id: attempts so far} to retry later."""
     claimed = claim(db, delivery_ids)
     by_channel: dict[str, list[OutgoingMessage]] = defaultdict(list)
-    retry: list[int] = []
+    retry: dict[int, int] = {}
     for item in claimed:
         if not item.address:
-            record(db, item.delivery_id, SendResult(SendOutcome.permanent_error, error="no address"), 1)
+            record(
+                db, item.delivery_id, SendResult(SendOutcome.permanent_error, error="no address"), 1
+            )
             continue
         by_channel[item.channel].append(compose(item, renderer, links))
     attempts = _attempts(db, [item.delivery_id for item in claimed])
     for channel, messages in by_channel.items():
         sender = senders.get(channel)
         if sender is None:
-            results = [SendResult(SendOutcome.permanent_error, error=f"no {channel} channel")] * len(messages)
+            results = [
+                SendResult(SendOutcome.permanent_error, error=f"no {channel} channel")
+            ] * len(messages)
         else:
             results = _send_safely(sender, messages)
         for message, result in zip(messages, results, strict=True):
-            if record(db, message.delivery_id, result, attempts.get(message.delivery_id, 1)):
-                retry.append(message.delivery_id)
+            tried = attempts.get(message.delivery_id, 1)
+            if record(db, message.delivery_id, result, tried):
+                retry[message.delivery_id] = tried
     return retry
 
 
@@ -188,12 +210,11 @@ def _attempts(db: Database, ids: list[int]) -> dict[int, int]:
     if not ids:
         return {}
     with db.transaction() as session:
-        return dict(session.execute(select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))).tuples().all())
-
-
-def retry_delay(attempts: int) -> float:
-    """Exponential backoff: 10 s, 20 s, 40 s ... capped at 30 minutes."""
-    return float(min(10 * 2 ** max(attempts - 1, 0), 1800))
+        return dict(
+            session.execute(
+                select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(ids))
+            ).all()
+        )
 
 
 def sweep(db: Database, stuck_after: timedelta) -> dict[str, list[int]]:
@@ -208,7 +229,10 @@ def sweep(db: Database, stuck_after: timedelta) -> dict[str, list[int]]:
     with db.transaction() as session:
         session.execute(
             update(Delivery)
-            .where(Delivery.status == DeliveryStatus.sending.value, Delivery.claimed_at < now - stuck_after * 5)
+            .where(
+                Delivery.status == DeliveryStatus.sending.value,
+                Delivery.claimed_at < now - stuck_after * 5,
+            )
             .values(status=DeliveryStatus.queued.value, last_error="worker lost mid-send")
         )
         rows = session.execute(

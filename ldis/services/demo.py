@@ -21,17 +21,33 @@ AREAS = [
     ("YORK-W", "York west", "NYORKS"),
     ("HARROGATE", "Harrogate", "NYORKS"),
 ]
-SERVICES = [
-    ("York needle and syringe programme", "needle_exchange", ["YORK-C", "YORK-W"],
-     [("NSP duty worker", "nsp@example.org", "07700 900101")]),
-    ("York Hospital emergency department", "emergency_department", ["NYORKS"],
-     [("ED nurse in charge", "ed@example.org", "07700 900102")]),
-    ("York custody suite", "police_custody", ["YORK-C"],
-     [("Custody sergeant", "custody@example.org", None)]),
-    ("Harrogate outreach team", "outreach", ["HARROGATE"],
-     [("Outreach lead", "outreach@example.org", "07700 900103")]),
+SERVICES: list[tuple[str, str, list[str], list[tuple[str, str, str | None]]]] = [
+    (
+        "York needle and syringe programme",
+        "needle_exchange",
+        ["YORK-C", "YORK-W"],
+        [("NSP duty worker", "nsp@example.org", "07700 900101")],
+    ),
+    (
+        "York Hospital emergency department",
+        "emergency_department",
+        ["NYORKS"],
+        [("ED nurse in charge", "ed@example.org", "07700 900102")],
+    ),
+    (
+        "York custody suite",
+        "police_custody",
+        ["YORK-C"],
+        [("Custody sergeant", "custody@example.org", None)],
+    ),
+    (
+        "Harrogate outreach team",
+        "outreach",
+        ["HARROGATE"],
+        [("Outreach lead", "outreach@example.org", "07700 900103")],
+    ),
 ]
-USERS = [
+USERS: list[tuple[str, str, list[Role]]] = [
     ("admin@example.org", "Demo Admin", [Role.admin]),
     ("reporter@example.org", "Demo Reporter", [Role.reporter]),
     ("panel1@example.org", "Demo Panel One", [Role.panel]),
@@ -73,6 +89,8 @@ def load_demo(db: Database) -> Iterator[str]:
         existing_users = set(session.scalars(select(User.email)))
         for email, name, roles in USERS:
             if email not in existing_users:
-                session.add(User(email=email, name=name, roles=[UserRole(role=r.value) for r in roles]))
+                session.add(
+                    User(email=email, name=name, roles=[UserRole(role=r.value) for r in roles])
+                )
                 yield f"user {email} ({', '.join(r.value for r in roles)})"
     yield "demo data loaded; create API tokens with: ldis tokens create --email panel1@example.org"

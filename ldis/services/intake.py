@@ -61,7 +61,13 @@ def file_report(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
         )
         session.add(report)
         session.flush()
-        audit.record(session, actor_id=actor.user_id, action="report.filed", entity="report", entity_id=report.id)
+        audit.record(
+            session,
+            actor_id=actor.user_id,
+            action="report.filed",
+            entity="report",
+            entity_id=report.id,
+        )
         return {**report_view(report), "signals": []}
 
 

@@ -26,7 +26,7 @@ from ldis.store.models.base import utcnow
 
 def write_deliveries(session: Session, alert_id: int, version: AlertVersion) -> int:
     """Insert one queued delivery per verified (contact, channel) in the audience; return count."""
-    parent_of = dict(session.execute(select(Area.id, Area.parent_id)).tuples().all())
+    parent_of = dict(session.execute(select(Area.id, Area.parent_id)).all())
     codes = version.content.get("areas", [])
     alert_area_ids = list(session.scalars(select(Area.id).where(Area.code.in_(codes))))
     coverage: dict[int, tuple[str, set[int]]] = {}

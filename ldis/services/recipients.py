@@ -21,14 +21,23 @@ from ldis.store.models import Area, Contact, ContactChannel, Service
 def areas_by_code(session: Session, codes: list[str], field: str) -> list[Area]:
     """Load areas in the order given; ValidationFailed naming each unknown code."""
     found = {a.code: a for a in session.scalars(select(Area).where(Area.code.in_(codes)))}
-    missing = {f"{field}.{i}": f"unknown area code {code!r}" for i, code in enumerate(codes) if code not in found}
+    missing = {
+        f"{field}.{i}": f"unknown area code {code!r}"
+        for i, code in enumerate(codes)
+        if code not in found
+    }
     if missing:
         raise ValidationFailed(missing)
     return [found[code] for code in codes]
 
 
 def area_view(area: Area) -> dict[str, Any]:
-    return {"id": area.id, "code": area.code, "name": area.name, "parent": area.parent.code if area.parent else None}
+    return {
+        "id": area.id,
+        "code": area.code,
+        "name": area.name,
+        "parent": area.parent.code if area.parent else None,
+    }
 
 
 def create_area(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
@@ -41,7 +50,9 @@ def create_area(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
         area = Area(code=data.code, name=data.name, parent=parent)
         session.add(area)
         session.flush()
-        audit.record(session, actor_id=actor.user_id, action="area.created", entity="area", entity_id=area.id)
+        audit.record(
+            session, actor_id=actor.user_id, action="area.created", entity="area", entity_id=area.id
+        )
         return area_view(area)
 
 
@@ -63,7 +74,11 @@ def create_service(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
         session.add(service)
         session.flush()
         audit.record(
-            session, actor_id=actor.user_id, action="service.created", entity="service", entity_id=service.id
+            session,
+            actor_id=actor.user_id,
+            action="service.created",
+            entity="service",
+            entity_id=service.id,
         )
         return service_view(service)
 
@@ -101,8 +116,13 @@ def add_contact(db: Database, actor: Principal, service_id: int, body: Any) -> d
         session.flush()
         # No contact details in the audit log: it is read more widely than the contact list.
         audit.record(
-            session, actor_id=actor.user_id, action="contact.created", entity="contact",
-            entity_id=contact.id, service_id=service_id, channels=[c.value for c in data.channels],
+            session,
+            actor_id=actor.user_id,
+            action="contact.created",
+            entity="contact",
+            entity_id=contact.id,
+            service_id=service_id,
+            channels=[c.value for c in data.channels],
             verified_by_admin=data.verified,
         )
         return contact_view(contact)

@@ -22,7 +22,7 @@ class OutboxSender:
                     select(OutboxMessage.delivery_id, OutboxMessage.id).where(
                         OutboxMessage.delivery_id.in_(ids)
                     )
-                ).tuples().all()
+                ).all()
             )
             rows = {}
             for message in messages:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
+from ldis.domain.deliveries import retry_delay
 from ldis.services import delivery
 from workers.celery_app import app
-from workers.queue import chunks
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,14 @@ def fan_out(alert_id: int, version: int, urgent: bool = False) -> int:
 def deliver_batch(delivery_ids: list[int], urgent: bool = False) -> int:
     """Send one batch; deliveries already claimed elsewhere are skipped, not sent again."""
     container, senders = runtime()
-    retry = delivery.deliver(container.db, delivery_ids, senders, container.renderer, container.links)
-    for batch in chunks(retry, container.settings.delivery_batch_size):
-        container.queue.enqueue_deliveries(batch, urgent=urgent, countdown=delivery.retry_delay(2))
+    retry = delivery.deliver(
+        container.db, delivery_ids, senders, container.renderer, container.links
+    )
+    by_delay: dict[float, list[int]] = defaultdict(list)
+    for delivery_id, attempts in retry.items():
+        by_delay[retry_delay(attempts)].append(delivery_id)
+    for delay, ids in by_delay.items():
+        container.queue.enqueue_deliveries(ids, urgent=urgent, countdown=delay)
     return len(delivery_ids) - len(retry)
 
 

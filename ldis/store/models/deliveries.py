@@ -21,7 +21,9 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     version: Mapped[int]
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
     channel: Mapped[str] = mapped_column(String(20))
     priority: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))

@@ -1,0 +1,85 @@
+"""Gunicorn settings for ``ldis web``.
+
+``ldis web`` runs gunicorn with ``-c config/gunicorn.conf.py`` and passes ``--bind`` itself;
+command-line options win over the values here. Every LDIS_ setting is read through
+``ldis.settings`` (the one module that reads them), so a bad value stops start-up with the same
+one-line error as everywhere else.
+
+Environment variables read here:
+  LDIS_WEB_WORKERS     worker processes; 0 or unset = 2 x CPU cores + 1, at most 8
+  LDIS_LOG_LEVEL       gunicorn's error-log level follows the application's
+  GUNICORN_BIND        address when gunicorn is started without --bind (default 127.0.0.1:8000)
+  FORWARDED_ALLOW_IPS  gunicorn's own: proxies trusted for X-Forwarded-Proto (see below)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ldis.settings import SettingsError, load_settings
+
+try:
+    _settings = load_settings()
+except SettingsError as error:
+    raise SystemExit(str(error)) from None
+
+MAX_AUTO_WORKERS = 8
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on (respects a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not available on macOS
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_count(configured: int) -> int:
+    if configured > 0:
+        return configured
+    return min(2 * _cpu_count() + 1, MAX_AUTO_WORKERS)
+
+
+# --- Server socket -------------------------------------------------------------------------------
+bind: list[str] = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+backlog: int = 2048
+
+# --- Workers -------------------------------------------------------------------------------------
+workers: int = _worker_count(_settings.web_workers)
+worker_class: str = "sync"
+# A worker silent for this long is killed and replaced; requests should finish well within it
+# (slow work belongs to the Celery workers).
+timeout: int = 30
+# On SIGTERM or reload, workers get this long to finish in-flight requests.
+graceful_timeout: int = 30
+# Seconds to hold an idle keep-alive connection (used by non-sync worker classes).
+keepalive: int = 5
+# Recycle workers now and then so slow leaks cannot grow without bound; jitter avoids every
+# worker restarting at once.
+max_requests: int = 1000
+max_requests_jitter: int = 100
+# Heartbeat files on tmpfs: on overlay filesystems (containers) disk writes can stall workers.
+# Gunicorn creates and unlinks its own files there (S108 is about guessable names we make).
+_SHM = "/dev/shm"  # noqa: S108
+if Path(_SHM).is_dir():
+    worker_tmp_dir: str = _SHM
+
+# --- Proxies -------------------------------------------------------------------------------------
+# Addresses (or CIDR networks) whose X-Forwarded-Proto / X-Forwarded-Ssl headers are trusted, so
+# that a TLS-terminating reverse proxy makes requests look like https. Comma separated; "*"
+# trusts every peer, which is safe only when nothing but the proxy can reach this port (as with
+# the loopback-only port of docker-compose.yml). Links in messages and the URL Twilio signs come
+# from LDIS_PUBLIC_URL, not from these headers.
+forwarded_allow_ips: str = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# --- Logging -------------------------------------------------------------------------------------
+# Both logs go to stdout/stderr, where the container runtime or systemd collects them.
+accesslog: str = "-"
+errorlog: str = "-"
+loglevel: str = _settings.log_level.lower()
+# client "METHOD /path?query HTTP/1.1" status bytes duration
+access_log_format: str = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+# --- Process naming ------------------------------------------------------------------------------
+proc_name: str = "ldis-web"

@@ -1,0 +1,170 @@
+"""Integration fixtures: a throwaway PostgreSQL database per run (built by the real
+migrations), a Redis key prefix per run, a real Celery worker process, and table
+truncation between tests (a real worker uses its own connections, so per-test SAVEPOINT
+rollback cannot isolate what it writes)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from ldis.bootstrap import Container, build
+from ldis.domain.roles import Role
+from ldis.services.accounts import create_token, create_user
+from ldis.settings import PROJECT_ROOT, Settings, load_settings
+from ldis.store.migrate import upgrade
+from ldis.store.models import Base
+from ldis.web.app import create_app
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _database_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"ldis_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _database_url(name)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def broker_prefix() -> Iterator[str]:
+    prefix = f"ldis-test-{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def settings_env(
+    pg_database: str, broker_prefix: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The environment a worker process gets; the in-test app uses the same settings."""
+    return {
+        "LDIS_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        "LDIS_DATABASE_URL": pg_database,
+        "LDIS_BROKER_URL": REDIS_URL,
+        "LDIS_BROKER_PREFIX": broker_prefix,
+        "LDIS_SECRET_KEY": "test-secret-" + secrets.token_hex(8),
+        "LDIS_APPROVALS_REQUIRED": "2",
+        "LDIS_PUBLIC_URL": "http://ldis.test",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(settings_env: dict[str, str]) -> Settings:
+    return load_settings(settings_env)
+
+
+@pytest.fixture(scope="session")
+def container(settings: Settings) -> Iterator[Container]:
+    built = build(settings)
+    upgrade(built.db.engine)
+    upgrade(built.db.engine)  # a second run must change nothing (idempotent)
+    yield built
+    built.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "container" not in request.fixturenames:
+        yield
+        return
+    yield
+    db: Container = request.getfixturevalue("container")
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.db.transaction() as session:
+        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def app(container: Container) -> Flask:
+    return create_app(container)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class People:
+    """Make users with roles and hand back auth headers for them."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.ids: dict[str, int] = {}
+
+    def headers(self, name: str, *roles: Role) -> dict[str, str]:
+        email = f"{name}@example.org"
+        if name not in self.ids:
+            self.ids[name] = create_user(
+                self.container.db, email=email, name=name.title(), roles=frozenset(roles)
+            )
+        token = create_token(self.container.db, email=email, label="test")
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def people(container: Container) -> People:
+    return People(container)
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def worker(settings_env: dict[str, str], container: Container) -> Iterator[subprocess.Popen[str]]:
+    """A real Celery worker process consuming both queues, as `ldis worker` runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LDIS_")} | settings_env
+    log_path = Path(settings_env["LDIS_INSTANCE_PATH"]) / "worker.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ldis.cli", "worker", "--concurrency", "2"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(lambda: "ready." in log_path.read_text() or process.poll() is not None, timeout=60)
+    if process.poll() is not None:
+        raise RuntimeError("worker failed to start:\n" + log_path.read_text())
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
