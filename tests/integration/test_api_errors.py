@@ -71,7 +71,9 @@ def test_malformed_wrong_type_and_huge_bodies(client: FlaskClient, people: Peopl
     )
     assert_error(huge, 413, "too_large")
     array = client.post("/api/v1/reports", json=[1, 2], headers=headers)
-    assert assert_error(array, 422, "validation_failed")["fields"] == {"body": "must be a JSON object"}
+    assert assert_error(array, 422, "validation_failed")["fields"] == {
+        "body": "must be a JSON object"
+    }
 
 
 def test_validation_names_fields_and_unknown_areas(client: FlaskClient, people: People) -> None:
@@ -92,14 +94,23 @@ def test_validation_names_fields_and_unknown_areas(client: FlaskClient, people: 
 
 def test_admin_endpoints_validate(client: FlaskClient, people: People) -> None:
     admin = people.headers("admin", Role.admin)
-    assert client.post("/api/v1/areas", json={"code": "A1", "name": "A"}, headers=admin).status_code == 201
+    assert (
+        client.post("/api/v1/areas", json={"code": "A1", "name": "A"}, headers=admin).status_code
+        == 201
+    )
     dup = client.post("/api/v1/areas", json={"code": "a1", "name": "A"}, headers=admin)
     assert_error(dup, 409, "conflict")
     bad = client.post("/api/v1/areas", json={"code": "has space", "parent": "NOPE"}, headers=admin)
     assert set(assert_error(bad, 422, "validation_failed")["fields"]) == {"code", "name"}
-    orphan = client.post("/api/v1/areas", json={"code": "A2", "name": "A", "parent": "NOPE"}, headers=admin)
-    assert assert_error(orphan, 422, "validation_failed")["fields"] == {"parent.0": "unknown area code 'NOPE'"}
-    svc = client.post("/api/v1/services", json={"name": "S", "type": "nsp", "areas": []}, headers=admin)
+    orphan = client.post(
+        "/api/v1/areas", json={"code": "A2", "name": "A", "parent": "NOPE"}, headers=admin
+    )
+    assert assert_error(orphan, 422, "validation_failed")["fields"] == {
+        "parent.0": "unknown area code 'NOPE'"
+    }
+    svc = client.post(
+        "/api/v1/services", json={"name": "S", "type": "nsp", "areas": []}, headers=admin
+    )
     assert "areas" in assert_error(svc, 422, "validation_failed")["fields"]
     nobody = client.post(
         "/api/v1/services/999/contacts",
@@ -137,7 +148,9 @@ def test_alert_state_conflicts(client: FlaskClient, people: People) -> None:
     assert_error(client.post(f"/api/v1/alerts/{alert_id}/submit", headers=drafter), 409, "conflict")
     no_reason = client.post(f"/api/v1/alerts/{alert_id}/reject", json={}, headers=other)
     assert "reason" in assert_error(no_reason, 422, "validation_failed")["fields"]
-    rejected = client.post(f"/api/v1/alerts/{alert_id}/reject", json={"reason": "not confirmed"}, headers=other)
+    rejected = client.post(
+        f"/api/v1/alerts/{alert_id}/reject", json={"reason": "not confirmed"}, headers=other
+    )
     assert rejected.get_json()["status"] == "rejected"
     assert_error(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=other), 409, "conflict")
     assert_error(client.get("/api/v1/alerts/999", headers=other), 404, "not_found")
@@ -147,10 +160,14 @@ def test_alert_state_conflicts(client: FlaskClient, people: People) -> None:
 def test_alert_draft_validation(client: FlaskClient, people: People) -> None:
     _, drafter = _awaiting(client, people)
     body = {**ALERT, "template": "sonnet", "areas": ["NOWHERE"]}
-    fields = assert_error(client.post("/api/v1/alerts", json=body, headers=drafter), 422, "validation_failed")["fields"]
+    fields = assert_error(
+        client.post("/api/v1/alerts", json=body, headers=drafter), 422, "validation_failed"
+    )["fields"]
     assert set(fields) == {"template"}
     body = {**ALERT, "areas": ["NOWHERE"]}
-    fields = assert_error(client.post("/api/v1/alerts", json=body, headers=drafter), 422, "validation_failed")["fields"]
+    fields = assert_error(
+        client.post("/api/v1/alerts", json=body, headers=drafter), 422, "validation_failed"
+    )["fields"]
     assert fields == {"areas.0": "unknown area code 'NOWHERE'"}
 
 
@@ -163,7 +180,10 @@ def test_reporters_read_only_their_own_reports(client: FlaskClient, people: Peop
     assert client.get(f"/api/v1/reports/{report['id']}", headers=mine).status_code == 200
     assert_error(client.get(f"/api/v1/reports/{report['id']}", headers=theirs), 404, "not_found")
     panel = people.headers("panel", Role.panel)
-    assert client.get(f"/api/v1/reports/{report['id']}", headers=panel).get_json()["reference"] == report["reference"]
+    assert (
+        client.get(f"/api/v1/reports/{report['id']}", headers=panel).get_json()["reference"]
+        == report["reference"]
+    )
 
 
 def test_html_pages_stay_html(client: FlaskClient) -> None:

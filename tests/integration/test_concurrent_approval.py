@@ -25,7 +25,9 @@ class RecordingQueue:
     def enqueue_fan_out(self, alert_id: int, version: int, *, urgent: bool) -> None:
         self.fan_outs.append((alert_id, version))
 
-    def enqueue_deliveries(self, delivery_ids: list[int], *, urgent: bool, countdown: float = 0) -> None:
+    def enqueue_deliveries(
+        self, delivery_ids: list[int], *, urgent: bool, countdown: float = 0
+    ) -> None:
         raise AssertionError("approval never enqueues deliveries itself")
 
     def ping(self) -> None:
@@ -33,7 +35,9 @@ class RecordingQueue:
 
 
 def person(container: Container, name: str, *roles: Role) -> Principal:
-    user_id = create_user(container.db, email=f"{name}@example.org", name=name, roles=frozenset(roles))
+    user_id = create_user(
+        container.db, email=f"{name}@example.org", name=name, roles=frozenset(roles)
+    )
     return Principal(user_id=user_id, email=f"{name}@example.org", roles=frozenset(roles))
 
 
@@ -41,18 +45,29 @@ def person(container: Container, name: str, *roles: Role) -> Principal:
 def test_simultaneous_approvals_write_deliveries_once(container: Container, required: int) -> None:
     admin = person(container, "admin", Role.admin)
     recipients.create_area(container.db, admin, {"code": AREA, "name": "Selby"})
-    service = recipients.create_service(container.db, admin, {"name": "S", "type": "nsp", "areas": [AREA]})
+    service = recipients.create_service(
+        container.db, admin, {"name": "S", "type": "nsp", "areas": [AREA]}
+    )
     for n in range(5):
         recipients.add_contact(
-            container.db, admin, service["id"],
-            {"name": f"C{n}", "email": f"c{n}@example.org", "channels": ["email"], "verified": True},
+            container.db,
+            admin,
+            service["id"],
+            {
+                "name": f"C{n}",
+                "email": f"c{n}@example.org",
+                "channels": ["email"],
+                "verified": True,
+            },
         )
     drafter = person(container, "drafter", Role.panel)
     approvers = [person(container, f"approver{n}", Role.panel) for n in range(required + 1)]
     alert = alerts.draft_alert(container.db, drafter, ALERT, templates=container.templates())
     alerts.submit_alert(container.db, drafter, alert["id"])
     for approver in approvers[: required - 1]:
-        alerts.approve_alert(container.db, approver, alert["id"], required=required, queue=RecordingQueue())
+        alerts.approve_alert(
+            container.db, approver, alert["id"], required=required, queue=RecordingQueue()
+        )
 
     racers = approvers[required - 1 :]
     queue = RecordingQueue()
@@ -62,7 +77,9 @@ def test_simultaneous_approvals_write_deliveries_once(container: Container, requ
     def approve(who: Principal) -> None:
         barrier.wait()
         try:
-            view = alerts.approve_alert(container.db, who, alert["id"], required=required, queue=queue)
+            view = alerts.approve_alert(
+                container.db, who, alert["id"], required=required, queue=queue
+            )
             outcomes.append(view["status"])
         except Conflict:
             outcomes.append("conflict")

@@ -39,8 +39,13 @@ class Embedded:
     def ldis(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "ldis.cli", *args],
-            cwd=PROJECT_ROOT, env=self.env, input=stdin, capture_output=True, text=True,
-            timeout=120, check=False,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     def token(self, email: str) -> dict[str, str]:
@@ -57,11 +62,16 @@ def embedded(tmp_path: Path) -> Iterator[tuple[Embedded, subprocess.Popen[bytes]
     with service.log.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ldis.cli", "run", "--port", str(service.port)],
-            cwd=PROJECT_ROOT, env=service.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=service.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            wait_for(lambda: _ready(service.url) or process.poll() is not None, timeout=90, interval=0.5)
+            wait_for(
+                lambda: _ready(service.url) or process.poll() is not None, timeout=90, interval=0.5
+            )
             assert process.poll() is None, service.log.read_text()
             yield service, process
         finally:
@@ -83,21 +93,35 @@ def test_run_serves_the_thin_path_on_embedded_defaults_and_stops_on_ctrl_c(
     instance = Path(service.env["LDIS_INSTANCE_PATH"])
     assert (instance / "ldis.sqlite").exists() and (instance / "broker.sqlite").exists()
     assert requests.get(f"{service.url}/readyz", timeout=5).json()["checks"] == {
-        "database": "ok", "broker": "ok",
+        "database": "ok",
+        "broker": "ok",
     }
 
     demo = service.ldis("demo")
     assert demo.returncode == 0 and "user panel1@example.org" in demo.stdout, demo.stderr
     assert "user panel1@example.org" not in service.ldis("demo").stdout  # idempotent
-    created = service.ldis("users", "create", "--email", "Lab@Example.org", "--name", "Lab",
-                           "--role", "reporter", "--password-stdin", stdin="correct horse battery\n")
+    created = service.ldis(
+        "users",
+        "create",
+        "--email",
+        "Lab@Example.org",
+        "--name",
+        "Lab",
+        "--role",
+        "reporter",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
     assert created.returncode == 0, created.stderr
-    duplicate = service.ldis("users", "create", "--email", "lab@example.org", "--name", "Lab",
-                             "--role", "reporter")
+    duplicate = service.ldis(
+        "users", "create", "--email", "lab@example.org", "--name", "Lab", "--role", "reporter"
+    )
     assert duplicate.returncode == 1 and duplicate.stderr.count("\n") == 1, duplicate.stderr
 
     def call(method: str, path: str, headers: dict[str, str], body: Any = None) -> tuple[int, Any]:
-        response = requests.request(method, service.url + path, headers=headers, json=body, timeout=10)
+        response = requests.request(
+            method, service.url + path, headers=headers, json=body, timeout=10
+        )
         return response.status_code, response.json()
 
     view = run_thin_path(
@@ -129,8 +153,13 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LDIS_")}
     env |= {"LDIS_INSTANCE_PATH": str(tmp_path), "LDIS_APPROVALS_REQUIRED": "0"}
     result = subprocess.run(
-        [sys.executable, "-m", "ldis.cli", "run"], cwd=PROJECT_ROOT, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "ldis.cli", "run"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

@@ -49,7 +49,9 @@ def test_every_task_sent_by_name_is_registered() -> None:
     celery.loader.import_default_modules()
     registered = {name for name in celery.tasks if name.startswith("ldis.")}
     sources = "\n".join(
-        p.read_text() for folder in ("ldis", "workers") for p in (PROJECT_ROOT / folder).rglob("*.py")
+        p.read_text()
+        for folder in ("ldis", "workers")
+        for p in (PROJECT_ROOT / folder).rglob("*.py")
     )
     sent = set(re.findall(r'"(ldis\.[a-z_]+)"', sources)) & {
         n for n in re.findall(r'send_task\(\s*"(ldis\.[a-z_]+)"', sources)

@@ -45,9 +45,7 @@ def run_thin_path(
     wait_for: Callable[..., Any],
 ) -> dict[str, Any]:
     """Register recipients, file a near miss, draft, submit, approve, and wait for delivery."""
-    status, area = call(
-        "POST", "/api/v1/areas", admin, {"code": AREA.lower(), "name": "Selby"}
-    )
+    status, area = call("POST", "/api/v1/areas", admin, {"code": AREA.lower(), "name": "Selby"})
     assert status == 201 and area["code"] == AREA, area
     status, service = call(
         "POST",
