@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -132,6 +133,41 @@ def demo() -> None:
 
     for line in load_demo(build(_settings()).db):
         click.echo(line)
+
+
+@main.command("import-callouts")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", default="ambulance service", show_default=True, help="who sent the file")
+@click.option("--map", "maps", multiple=True, metavar="OUR=THEIRS",
+              help="our field = the file's column; repeatable")
+@_domain_errors
+def import_callouts(csv_file: Path, source: str, maps: tuple[str, ...]) -> None:
+    """Import ambulance call-outs from CSV; a second import of the same file adds nothing.
+
+    Our fields: occurred_at, lat, lon, area, naloxone_given, reference.
+    """
+    from ldis.bootstrap import build
+    from ldis.domain.principal import SYSTEM_REPORTER
+    from ldis.services.csv_import import import_callouts as run_import
+    from ldis.services.csv_import import parse_mapping
+
+    try:
+        mapping = parse_mapping(maps)
+    except ValueError as exc:
+        _fail(str(exc))
+    container = build(_settings())
+    started = time.monotonic()
+    with csv_file.open(newline="", encoding="utf-8-sig") as stream:
+        result = run_import(container.db, SYSTEM_REPORTER, stream, source=source, mapping=mapping)
+    for row in result.rejected[:50]:
+        problems = "; ".join(f"{field}: {problem}" for field, problem in row["fields"].items())
+        click.echo(f"line {row['line']}: {problems}", err=True)
+    if len(result.rejected) > 50:
+        click.echo(f"... and {len(result.rejected) - 50} more rejected rows", err=True)
+    click.echo(
+        f"accepted {result.accepted}, duplicate {result.duplicates}, "
+        f"rejected {len(result.rejected)} ({time.monotonic() - started:.1f} s)"
+    )
 
 
 def _host_port(host: str, port: int) -> str:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ldis.api.body import json_body
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import alerts, intake, recipients
+from ldis.services import alerts, intake, recipients, report_queries, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 
@@ -44,7 +44,9 @@ def add_contact(service_id: int) -> ResponseReturnValue:
 @bp.post("/reports")
 @api_roles(Role.reporter, Role.panel, Role.admin)
 def file_report() -> ResponseReturnValue:
-    return created(intake.file_report(container().db, current_principal(), json_body()))
+    view, is_new = intake.file_report(container().db, current_principal(), json_body())
+    # A resend of a report already filed: 200 with the original, so a retry is harmless.
+    return jsonify(view), 201 if is_new else 200
 
 
 @bp.get("/reports/<int:report_id>")
@@ -99,3 +101,45 @@ def reject_alert(alert_id: int) -> ResponseReturnValue:
 @api_roles(Role.panel, Role.admin)
 def get_alert(alert_id: int) -> ResponseReturnValue:
     return jsonify(alerts.get_alert(container().db, current_principal(), alert_id))
+
+
+@bp.get("/reports")
+@api_roles(Role.reporter, Role.panel, Role.admin)
+def list_reports() -> ResponseReturnValue:
+    filters = report_queries.parse_filter(request.args.to_dict())
+    return jsonify(report_queries.list_reports(container().db, current_principal(), filters))
+
+
+@bp.post("/reports/<int:report_id>/updates")
+@api_roles(Role.reporter, Role.panel, Role.admin)
+def add_report_update(report_id: int) -> ResponseReturnValue:
+    return created(intake.add_update(container().db, current_principal(), report_id, json_body()))
+
+
+@bp.post("/callouts")
+@api_roles(Role.reporter, Role.admin)
+def file_callouts() -> ResponseReturnValue:
+    """A batch: a JSON array of call-outs, or {"source": {...}, "callouts": [...]}."""
+    body = json_body()
+    if isinstance(body, dict):
+        shared_source = body.get("source")
+        items = body.get("callouts")
+        if not isinstance(items, list):
+            raise ValidationFailed({"callouts": "give the call-outs as a JSON array"})
+        if shared_source is not None:
+            items = [
+                {"source": shared_source, **item} if isinstance(item, dict) else item
+                for item in items
+            ]
+    elif isinstance(body, list):
+        items = body
+    else:
+        raise ValidationFailed({"body": "send a JSON array of call-outs"})
+    result = intake.file_batch(container().db, current_principal(), items, kind="callout")
+    return created(result.view())
+
+
+@bp.post("/substances")
+@api_roles(Role.admin)
+def add_substance() -> ResponseReturnValue:
+    return created(vocabulary.add_entry(container().db, current_principal(), json_body()))

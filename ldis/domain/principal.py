@@ -14,6 +14,11 @@ class Principal:
     email: str
     roles: frozenset[Role]
 
+    @property
+    def db_id(self) -> int | None:
+        """The user id to store, or None for the command line acting as the system."""
+        return self.user_id or None
+
     def has_any(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
 
@@ -21,3 +26,7 @@ class Principal:
         if not self.has_any(*roles):
             names = " or ".join(role.value for role in roles)
             raise Forbidden(f"This needs the {names} role.")
+
+
+# The operator at the command line (e.g. `ldis import-callouts`): files reports, is no user.
+SYSTEM_REPORTER = Principal(user_id=0, email="system", roles=frozenset({Role.reporter}))

@@ -6,11 +6,23 @@ the forms and storage read the choices from `REPORT_KINDS`.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.validation import parse
@@ -19,8 +31,25 @@ EARLIEST = date(2000, 1, 1)
 # Clocks drift; a report a few minutes "in the future" is a clock, not a lie.
 CLOCK_SKEW = timedelta(minutes=10)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+_MARKUP = re.compile(r"<\s*[a-zA-Z/!?]")
+
+
+def plain_text(value: str) -> str:
+    # Reports are shown to the panel and copied into alerts: refuse markup at the door
+    # (pages escape output too; this keeps the stored record clean).
+    if _MARKUP.search(value):
+        raise ValueError("must not contain HTML or script tags; write plain text")
+    return value
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(plain_text),
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=4000), AfterValidator(plain_text)
+]
 AreaCode = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, to_upper=True)
 ]
@@ -31,6 +60,9 @@ class Source(BaseModel):
 
     type: Text
     name: Text | None = None
+    # The source's own reference (lab sample id, ambulance incident number): a second report
+    # with the same one from the same source is the same report, not a new one.
+    reference: Text | None = None
 
 
 class Location(BaseModel):
@@ -69,17 +101,51 @@ class ReportBody(BaseModel):
     kind_name: ClassVar[str]
 
     kind: str
-    area: AreaCode
+    area: AreaCode | None = None
     source: Source
     notes: LongText = ""
+
+    # Fields a person types freely: checked for personal identifiers before storing.
+    free_text_fields: ClassVar[tuple[str, ...]] = ("notes",)
+
+    @model_validator(mode="after")
+    def _area_needed(self) -> ReportBody:
+        if self.area is None and self.location_point() is None:
+            raise ValueError("area: give the area code (or, for call-outs, a location)")
+        return self
+
+    def location_point(self) -> Location | None:
+        return None
 
     def event_time(self) -> datetime | None:
         """When the thing reported happened, for windows and clusters (None when unknown)."""
         return None
 
+    def free_text(self) -> dict[str, str]:
+        return {name: getattr(self, name) or "" for name in self.free_text_fields}
+
+    def substance_names(self) -> list[tuple[str, str]]:
+        """(field path, name as written) for every substance the report names."""
+        return []
+
     def stored_data(self) -> dict[str, Any]:
         """What is kept: the body without the fields stored in their own columns."""
         return self.model_dump(mode="json", exclude={"kind", "area"})
+
+    def dedupe_key(self) -> str | None:
+        """Same kind, same source, same source reference: the same report."""
+        if not self.source.reference:
+            return None
+        parts = [self.kind, self.source.type.lower(), (self.source.name or "").lower()]
+        return _digest([*parts, self.source.reference])
+
+    def content_hash(self) -> str:
+        """A fingerprint of what was reported, to spot a resend within minutes."""
+        return _digest([json.dumps(self.model_dump(mode="json"), sort_keys=True)])
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 class SubstanceResult(BaseModel):
@@ -125,6 +191,7 @@ class DrugCheckingReport(ReportBody):
         vape = "vape"
         other = "other"
 
+    area: AreaCode
     sample_obtained_on: date
     sold_as: Text
     form: Form
@@ -132,7 +199,11 @@ class DrugCheckingReport(ReportBody):
     results: list[SubstanceResult] = Field(min_length=1, max_length=50)
     harms_reported: LongText = ""
 
+    free_text_fields: ClassVar[tuple[str, ...]] = ("notes", "harms_reported")
     _obtained = field_validator("sample_obtained_on")(_check_day)
+
+    def substance_names(self) -> list[tuple[str, str]]:
+        return [(f"results.{i}.substance", r.substance) for i, r in enumerate(self.results)]
 
     def event_time(self) -> datetime | None:
         return datetime.combine(self.sample_obtained_on, datetime.min.time(), tzinfo=UTC)
@@ -147,6 +218,7 @@ class NearMissReport(ReportBody):
         died = "died"
         unknown = "unknown"
 
+    area: AreaCode
     occurred_at: datetime
     location: Location | None = None
     suspected_substances: list[Text] = Field(default_factory=list, max_length=50)
@@ -154,12 +226,67 @@ class NearMissReport(ReportBody):
     outcome: Outcome = Outcome.unknown
     setting: Text | None = None
 
+    free_text_fields: ClassVar[tuple[str, ...]] = ("notes", "setting")
     _occurred = field_validator("occurred_at")(_check_moment)
+    _rounded = field_validator("location")(lambda value: value.rounded() if value else None)
 
-    @field_validator("location")
+    def location_point(self) -> Location | None:
+        return self.location
+
+    def event_time(self) -> datetime | None:
+        return self.occurred_at
+
+    def substance_names(self) -> list[tuple[str, str]]:
+        return [(f"suspected_substances.{i}", n) for i, n in enumerate(self.suspected_substances)]
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_only_is_midnight_utc(value: Any) -> Any:
+    # Ambulance extracts often give the day alone; it is kept as 00:00 UTC that day and
+    # marked `time_known: false`, rather than refused.
+    if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+        return value.strip() + "T00:00:00Z"
+    return value
+
+
+def _blank_is_unknown(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("", "unknown", "na", "n/a", "null", "none"):
+            return None
+        if lowered in ("true", "yes", "y", "1"):
+            return True
+        if lowered in ("false", "no", "n", "0"):
+            return False
+    return value
+
+
+class CalloutReport(ReportBody):
+    """One ambulance call-out to a suspected overdose; arrives in batches and from CSV."""
+
+    kind_name = "callout"
+
+    occurred_at: Annotated[datetime, BeforeValidator(_date_only_is_midnight_utc)]
+    time_known: bool = True
+    location: Location | None = None
+    naloxone_given: Annotated[bool | None, BeforeValidator(_blank_is_unknown)] = None
+
+    _occurred = field_validator("occurred_at")(_check_moment)
+    _rounded = field_validator("location")(lambda value: value.rounded() if value else None)
+
+    @model_validator(mode="before")
     @classmethod
-    def _round_location(cls, value: Location | None) -> Location | None:
-        return value.rounded() if value is not None else None
+    def _mark_date_only(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "time_known" not in data:
+            raw = data.get("occurred_at")
+            if isinstance(raw, str) and _DATE_ONLY.match(raw.strip()):
+                data = {**data, "time_known": False}
+        return data
+
+    def location_point(self) -> Location | None:
+        return self.location
 
     def event_time(self) -> datetime | None:
         return self.occurred_at
@@ -175,6 +302,7 @@ def register(kind: type[ReportBody]) -> type[ReportBody]:
 
 register(DrugCheckingReport)
 register(NearMissReport)
+register(CalloutReport)
 
 
 def parse_report(body: Any) -> ReportBody:

@@ -1,83 +1,364 @@
-"""File a report: validate its kind, resolve its area, give it a reference, store it."""
+"""File reports: validate the kind, refuse personal identifiers, normalise substances, resolve
+the area, recognise duplicates, store, audit. One report or a whole batch, one transaction.
+"""
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ldis.domain.errors import NotFound
+from ldis.domain.errors import NotFound, ValidationFailed
 from ldis.domain.principal import Principal
-from ldis.domain.reports import parse_report
+from ldis.domain.privacy import describe, find_personal_identifiers
+from ldis.domain.reports import ReportBody, parse_report, plain_text
 from ldis.domain.roles import Role
-from ldis.services import audit
-from ldis.services.recipients import areas_by_code
+from ldis.domain.substances import Vocabulary
+from ldis.services import audit, vocabulary
 from ldis.store.db import Database
-from ldis.store.models import Report
+from ldis.store.models import Area, Report, ReportSubstance, ReportUpdate
 
-# No 0/O or 1/I: references are read out over the phone.
+# No 0/O or 1/I: references are read out over the phone. 10 characters = 50 bits.
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+# The same content twice within this window is a resend, not a second event.
+DUPLICATE_WINDOW = timedelta(minutes=10)
+MAX_BATCH = 5000
+FILERS = (Role.reporter, Role.panel, Role.admin)
 
 
-def new_reference(session: Session) -> str:
-    while True:
-        reference = "R-" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
-        if session.scalar(select(Report.id).where(Report.reference == reference)) is None:
-            return reference
-
-
-def report_view(report: Report) -> dict[str, Any]:
-    return {
-        "id": report.id,
-        "reference": report.reference,
-        "kind": report.kind,
-        "area": report.area.code,
-        "occurred_at": _iso(report.occurred_at),
-        "received_at": _iso(report.received_at),
-        **report.data,
-    }
+def new_reference() -> str:
+    return "R-" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(10))
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def file_report(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
-    actor.require(Role.reporter, Role.panel, Role.admin)
-    parsed = parse_report(body)
+def check_privacy(report: ReportBody, prefix: str = "") -> dict[str, str]:
+    """Free-text fields naming a person: {field: what to remove}."""
+    problems = {}
+    for name, text in report.free_text().items():
+        findings = find_personal_identifiers(text)
+        if findings:
+            problems[prefix + name] = "reports are about drugs, not people: " + describe(findings)
+    return problems
+
+
+def validate(body: Any, *, prefix: str = "") -> ReportBody:
+    """Parse any kind and apply the privacy guard; ValidationFailed names each field."""
+    try:
+        report = parse_report(body)
+    except ValidationFailed as exc:
+        if prefix:
+            raise ValidationFailed({prefix + k: v for k, v in exc.fields.items()}) from None
+        raise
+    problems = check_privacy(report, prefix)
+    if problems:
+        raise ValidationFailed(problems)
+    return report
+
+
+@dataclass
+class Prepared:
+    """A validated report turned into rows, ready for insertion."""
+
+    index: int
+    report: ReportBody
+    values: dict[str, Any]
+    substances: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _areas(session: Session, reports: Iterable[tuple[int, ReportBody]]) -> dict[str, int]:
+    codes = {r.area for _, r in reports if r.area}
+    if not codes:
+        return {}
+    return dict(session.execute(select(Area.code, Area.id).where(Area.code.in_(codes))).all())
+
+
+def _prepare(
+    index: int,
+    report: ReportBody,
+    area_ids: dict[str, int],
+    vocab: Vocabulary,
+    reporter: int | None,
+) -> Prepared:
+    matches = [(path, vocab.lookup(name)) for path, name in report.substance_names()]
+    point = report.location_point()
+    values = {
+        "reference": new_reference(),
+        "kind": report.kind,
+        "area_id": area_ids[report.area] if report.area else None,
+        "occurred_at": report.event_time(),
+        "received_at": datetime.now(UTC),
+        "reporter_id": reporter,
+        "source_type": report.source.type,
+        "lat": point.lat if point else None,
+        "lon": point.lon if point else None,
+        "red_list": any(m.red_list for _, m in matches),
+        "dedupe_key": report.dedupe_key(),
+        "content_hash": report.content_hash(),
+        "data": report.stored_data(),
+    }
+    substances = [
+        {
+            "field": path,
+            "written": m.written,
+            "canonical": m.canonical,
+            "drug_class": m.drug_class,
+            "red_list": m.red_list,
+        }
+        for path, m in matches
+    ]
+    return Prepared(index, report, values, substances)
+
+
+@dataclass
+class BatchResult:
+    accepted: list[int] = field(default_factory=list)  # new report ids
+    duplicates: list[int] = field(default_factory=list)  # indexes recognised as already filed
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {"index", "fields"}
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "accepted": len(self.accepted),
+            "duplicates": len(self.duplicates),
+            "rejected": self.rejected,
+        }
+
+
+def _existing(session: Session, prepared: list[Prepared]) -> tuple[set[str], set[str]]:
+    """Dedupe keys already stored, and content hashes stored within the window."""
+    keys = [p.values["dedupe_key"] for p in prepared if p.values["dedupe_key"]]
+    hashes = [p.values["content_hash"] for p in prepared if not p.values["dedupe_key"]]
+    known_keys: set[str] = set()
+    recent: set[str] = set()
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        known_keys.update(
+            k
+            for k in session.scalars(select(Report.dedupe_key).where(Report.dedupe_key.in_(chunk)))
+            if k
+        )
+    since = datetime.now(UTC) - DUPLICATE_WINDOW
+    for start in range(0, len(hashes), 1000):
+        chunk = hashes[start : start + 1000]
+        recent.update(
+            session.scalars(
+                select(Report.content_hash).where(
+                    Report.content_hash.in_(chunk), Report.received_at >= since
+                )
+            )
+        )
+    return known_keys, recent
+
+
+def file_batch(
+    db: Database, actor: Principal, bodies: list[Any], *, kind: str | None = None
+) -> BatchResult:
+    """Validate every item; store the good ones together; report each bad one by index."""
+    actor.require(*FILERS)
+    if len(bodies) > MAX_BATCH:
+        raise ValidationFailed({"body": f"send at most {MAX_BATCH} items per batch"})
+    result = BatchResult()
+    valid: list[tuple[int, ReportBody]] = []
+    for index, body in enumerate(bodies):
+        if kind is not None and isinstance(body, dict):
+            if body.get("kind", kind) != kind:
+                result.rejected.append({"index": index, "fields": {"kind": f"must be {kind}"}})
+                continue
+            body = {**body, "kind": kind}
+        try:
+            valid.append((index, validate(body)))
+        except ValidationFailed as exc:
+            result.rejected.append({"index": index, "fields": exc.fields})
+    for attempt in range(3):
+        try:
+            _store(db, actor, valid, result)
+            break
+        except IntegrityError:
+            # A reference collision (50 random bits) or a concurrent identical batch: start
+            # the transaction again; the duplicate checks will now see the other's rows.
+            result.accepted.clear()
+            result.duplicates.clear()
+            if attempt == 2:
+                raise
+    return result
+
+
+def _store(
+    db: Database, actor: Principal, valid: list[tuple[int, ReportBody]], result: BatchResult
+) -> None:
     with db.transaction() as session:
-        area = areas_by_code(session, [parsed.area], "area")[0]
-        report = Report(
-            reference=new_reference(session),
-            kind=parsed.kind,
-            area=area,
-            occurred_at=parsed.event_time(),
-            reporter_id=actor.user_id,
-            source_type=parsed.source.type,
-            data=parsed.stored_data(),
+        area_ids = _areas(session, valid)
+        vocab = vocabulary.current(session)
+        prepared: list[Prepared] = []
+        for index, report in valid:
+            if report.area and report.area not in area_ids:
+                result.rejected.append(
+                    {"index": index, "fields": {"area": f"unknown area code {report.area!r}"}}
+                )
+                continue
+            prepared.append(_prepare(index, report, area_ids, vocab, actor.db_id))
+        known_keys, recent = _existing(session, prepared)
+        fresh: list[Prepared] = []
+        for item in prepared:
+            key, digest = item.values["dedupe_key"], item.values["content_hash"]
+            if (key and key in known_keys) or (not key and digest in recent):
+                result.duplicates.append(item.index)
+                continue
+            # Within one batch, the second of two identical items is a duplicate too.
+            (known_keys.add(key) if key else recent.add(digest))
+            fresh.append(item)
+        ids = _insert(session, fresh)
+        result.accepted.extend(ids)
+        result.rejected.sort(key=lambda r: r["index"])
+        if ids:
+            audit.record(
+                session,
+                actor_id=actor.db_id,
+                action="reports.filed",
+                entity="report",
+                entity_id=ids[0] if len(ids) == 1 else None,
+                count=len(ids),
+                duplicates=len(result.duplicates),
+                rejected=len(result.rejected),
+            )
+
+
+def _insert(session: Session, items: list[Prepared]) -> list[int]:
+    ids: list[int] = []
+    for start in range(0, len(items), 1000):
+        chunk = items[start : start + 1000]
+        rows = (
+            session.execute(
+                insert(Report).returning(Report.id, sort_by_parameter_order=True),
+                [item.values for item in chunk],
+            )
+            .scalars()
+            .all()
         )
-        session.add(report)
-        session.flush()
-        audit.record(
-            session,
-            actor_id=actor.user_id,
-            action="report.filed",
-            entity="report",
-            entity_id=report.id,
-        )
-        return {**report_view(report), "signals": []}
+        ids.extend(rows)
+        substance_rows = [
+            {**s, "report_id": report_id}
+            for report_id, item in zip(rows, chunk, strict=True)
+            for s in item.substances
+        ]
+        if substance_rows:
+            session.execute(insert(ReportSubstance), substance_rows)
+    return ids
+
+
+def file_report(db: Database, actor: Principal, body: Any) -> tuple[dict[str, Any], bool]:
+    """File one report; return (view, created). A duplicate returns the original, not created."""
+    actor.require(*FILERS)
+    report = validate(body)
+    result = BatchResult()
+    for attempt in range(3):
+        try:
+            _store(db, actor, [(0, report)], result)
+            break
+        except IntegrityError:
+            result = BatchResult()
+            if attempt == 2:
+                raise
+    if result.rejected:
+        raise ValidationFailed(result.rejected[0]["fields"])
+    if result.accepted:
+        return {**get_report(db, actor, result.accepted[0]), "signals": []}, True
+    with db.transaction() as session:
+        original = _original_of(session, report)
+        return {**report_view(original), "duplicate": True, "signals": []}, False
+
+
+def _original_of(session: Session, report: ReportBody) -> Report:
+    key = report.dedupe_key()
+    query = select(Report).order_by(Report.id.desc()).limit(1)
+    if key:
+        query = query.where(Report.dedupe_key == key)
+    else:
+        query = query.where(Report.content_hash == report.content_hash())
+    original = session.scalar(query)
+    assert original is not None, "a duplicate always has an original"
+    return original
+
+
+def report_view(report: Report) -> dict[str, Any]:
+    return {
+        **report.data,
+        "id": report.id,
+        "reference": report.reference,
+        "kind": report.kind,
+        "area": report.area.code if report.area else None,
+        "occurred_at": _iso(report.occurred_at),
+        "received_at": _iso(report.received_at),
+        "red_list": report.red_list,
+        "substances": [
+            {
+                "field": s.field,
+                "written": s.written,
+                "canonical": s.canonical,
+                "class": s.drug_class,
+                "red_list": s.red_list,
+                "known": s.canonical is not None,
+            }
+            for s in report.substances
+        ],
+        "updates": [{"text": u.text, "created_at": _iso(u.created_at)} for u in report.updates],
+    }
+
+
+def _readable(session: Session, actor: Principal, report_id: int) -> Report:
+    report = session.get(Report, report_id)
+    if report is None or (
+        not actor.has_any(Role.panel, Role.admin) and report.reporter_id != actor.user_id
+    ):
+        # Not Forbidden: a reporter must not learn that someone else's report exists.
+        raise NotFound(f"No report {report_id}.")
+    return report
 
 
 def get_report(db: Database, actor: Principal, report_id: int) -> dict[str, Any]:
-    actor.require(Role.reporter, Role.panel, Role.admin)
+    actor.require(*FILERS)
     with db.transaction() as session:
-        report = session.get(Report, report_id)
-        if report is None:
-            raise NotFound(f"No report {report_id}.")
-        if not actor.has_any(Role.panel, Role.admin) and report.reporter_id != actor.user_id:
-            # Not Forbidden: a reporter must not learn that someone else's report exists.
-            raise NotFound(f"No report {report_id}.")
+        return report_view(_readable(session, actor, report_id))
+
+
+def add_update(db: Database, actor: Principal, report_id: int, body: Any) -> dict[str, Any]:
+    """The reporter (or an admin) adds what they learned later; same privacy rules apply."""
+    actor.require(*FILERS)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationFailed({"text": "write the update"})
+    text = text.strip()
+    if len(text) > 4000:
+        raise ValidationFailed({"text": "keep it under 4,000 characters"})
+    findings = find_personal_identifiers(text)
+    if findings:
+        raise ValidationFailed(
+            {"text": "reports are about drugs, not people: " + describe(findings)}
+        )
+    try:
+        plain_text(text)
+    except ValueError as exc:
+        raise ValidationFailed({"text": str(exc)}) from None
+    with db.transaction() as session:
+        report = _readable(session, actor, report_id)
+        if report.reporter_id != actor.user_id and not actor.has_any(Role.admin):
+            raise NotFound(f"No report {report_id} of yours.")
+        session.add(ReportUpdate(report_id=report.id, author_id=actor.user_id, text=text))
+        audit.record(
+            session,
+            actor_id=actor.user_id,
+            action="report.updated",
+            entity="report",
+            entity_id=report.id,
+        )
+        session.flush()
+        session.refresh(report)
         return report_view(report)

@@ -6,7 +6,13 @@ from ldis.store.models.base import Base
 from ldis.store.models.deliveries import Delivery, OutboxMessage
 from ldis.store.models.people import ApiToken, User, UserRole
 from ldis.store.models.recipients import Area, Contact, ContactChannel, Service, ServiceArea
-from ldis.store.models.reports import Report
+from ldis.store.models.reports import (
+    Report,
+    ReportPhoto,
+    ReportSubstance,
+    ReportUpdate,
+    VocabularyEntry,
+)
 
 __all__ = [
     "Alert",
@@ -21,8 +27,12 @@ __all__ = [
     "Delivery",
     "OutboxMessage",
     "Report",
+    "ReportPhoto",
+    "ReportSubstance",
+    "ReportUpdate",
     "Service",
     "ServiceArea",
     "User",
     "UserRole",
+    "VocabularyEntry",
 ]
