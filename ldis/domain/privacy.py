@@ -57,7 +57,6 @@ _LOGO_WORDS = {
     "happy",
     "punisher",
     "tesla",
-    "bean",
 }
 _TITLE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Sir|Lady)\b\.?\s+([A-Z][a-zA-Z'\-]+)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
