@@ -41,8 +41,9 @@ DRUG_CLASSES: tuple[str, ...] = (
 How = Literal["exact", "synonym", "fuzzy", "unknown"]
 _HOW_RANK: dict[How, int] = {"exact": 0, "synonym": 1, "fuzzy": 2, "unknown": 3}
 
-# Greek letters survive NFKC; chemists write α-PVP and Δ9-THC as often as alpha-PVP.
-_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta"}
+# Greek letters survive NFKC, and chemists write alpha-PVP and delta-9-THC with them as often
+# as spelled out. (Escapes, because a Greek alpha looks like a Latin "a".)
+_GREEK = {"\u03b1": "alpha", "\u03b2": "beta", "\u03b3": "gamma", "\u03b4": "delta"}
 # A salt or form suffix names the same active substance, so "MDMA HCl" is MDMA. Only trailing
 # words are dropped: "acetate" and the like are left alone because esters are other substances.
 _SALT_WORDS = frozenset(
