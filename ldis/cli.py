@@ -138,8 +138,13 @@ def demo() -> None:
 @main.command("import-callouts")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", default="ambulance service", show_default=True, help="who sent the file")
-@click.option("--map", "maps", multiple=True, metavar="OUR=THEIRS",
-              help="our field = the file's column; repeatable")
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="OUR=THEIRS",
+    help="our field = the file's column; repeatable",
+)
 @_domain_errors
 def import_callouts(csv_file: Path, source: str, maps: tuple[str, ...]) -> None:
     """Import ambulance call-outs from CSV; a second import of the same file adds nothing.

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ldis.domain.errors import NotFound, ValidationFailed
+from ldis.domain.photo import Photo
 from ldis.domain.principal import Principal
 from ldis.domain.privacy import describe, find_personal_identifiers
 from ldis.domain.reports import ReportBody, parse_report, plain_text
@@ -22,7 +23,7 @@ from ldis.domain.roles import Role
 from ldis.domain.substances import Vocabulary
 from ldis.services import audit, vocabulary
 from ldis.store.db import Database
-from ldis.store.models import Area, Report, ReportSubstance, ReportUpdate
+from ldis.store.models import Area, Report, ReportPhoto, ReportSubstance, ReportUpdate
 
 # No 0/O or 1/I: references are read out over the phone. 10 characters = 50 bits.
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -192,7 +193,11 @@ def file_batch(
 
 
 def _store(
-    db: Database, actor: Principal, valid: list[tuple[int, ReportBody]], result: BatchResult
+    db: Database,
+    actor: Principal,
+    valid: list[tuple[int, ReportBody]],
+    result: BatchResult,
+    photo: Photo | None = None,
 ) -> None:
     with db.transaction() as session:
         area_ids = _areas(session, valid)
@@ -216,6 +221,17 @@ def _store(
             (known_keys.add(key) if key else recent.add(digest))
             fresh.append(item)
         ids = _insert(session, fresh)
+        if photo is not None and len(ids) == 1:
+            # Same transaction as the report: never a report that lost its photo on the way.
+            session.add(
+                ReportPhoto(
+                    report_id=ids[0],
+                    content_type=photo.content_type,
+                    width=photo.width,
+                    height=photo.height,
+                    data=photo.data,
+                )
+            )
         result.accepted.extend(ids)
         result.rejected.sort(key=lambda r: r["index"])
         if ids:
@@ -254,14 +270,19 @@ def _insert(session: Session, items: list[Prepared]) -> list[int]:
     return ids
 
 
-def file_report(db: Database, actor: Principal, body: Any) -> tuple[dict[str, Any], bool]:
-    """File one report; return (view, created). A duplicate returns the original, not created."""
+def file_report(
+    db: Database, actor: Principal, body: Any, photo: Photo | None = None
+) -> tuple[dict[str, Any], bool]:
+    """File one report (with its checked photo); return (view, created).
+
+    A duplicate returns the original, not created, and its photo is not stored.
+    """
     actor.require(*FILERS)
     report = validate(body)
     result = BatchResult()
     for attempt in range(3):
         try:
-            _store(db, actor, [(0, report)], result)
+            _store(db, actor, [(0, report)], result, photo)
             break
         except IntegrityError:
             result = BatchResult()

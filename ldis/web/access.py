@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import g, redirect, render_template, request, session, url_for
 
 from ldis.domain.errors import DomainError
 from ldis.domain.principal import Principal
@@ -64,4 +64,49 @@ def current_principal() -> Principal:
     if principal is None:
         raise Unauthenticated("The API token is not valid or has been revoked.")
     g.principal = principal
+    return principal
+
+
+def web_roles(*roles: Role) -> Callable[[F], F]:
+    """Signed-in page for people holding any of `roles`: others are sent to sign in, and
+    people signed in without the role get a 403 page."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_web_principal()
+            if principal is None:
+                if request.method != "GET":  # a form posted after the session ended
+                    return redirect(url_for("auth.login"))
+                here = request.full_path if request.query_string else request.path
+                return redirect(url_for("auth.login", next=here))
+            if not principal.has_any(*roles):
+                return render_template("auth/forbidden.html"), 403
+            return view(*args, **kwargs)
+
+        setattr(wrapper, ACCESS_ATTR, frozenset(roles))
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+SESSION_USER = "user_id"
+
+
+def current_web_principal() -> Principal | None:
+    """The signed-in person, with roles read from the database on every request (so a role
+    removed or an account disabled takes effect at once), or None."""
+    if "web_principal" in g:
+        cached: Principal | None = g.web_principal
+        return cached
+    from ldis.services.sessions import principal_for_user
+    from ldis.web.extensions import container
+
+    user_id = session.get(SESSION_USER)
+    principal = None
+    if isinstance(user_id, int):
+        principal = principal_for_user(container().db, user_id)
+        if principal is None:
+            session.clear()
+    g.web_principal = principal
     return principal

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request, session
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import OperationalError
 
 from ldis.api import bp as api_bp
 from ldis.api import errors as api_errors
 from ldis.bootstrap import Container, build
-from ldis.web import ack, health, outbox
+from ldis.web import ack, auth, health, outbox, reports
+from ldis.web.access import SESSION_USER, current_web_principal
 from ldis.web.extensions import KEY
 
 SECURITY_HEADERS = {
@@ -32,11 +35,23 @@ def create_app(container: Container | None = None) -> Flask:
         SECRET_KEY=container.settings.secret(),
         MAX_CONTENT_LENGTH=container.settings.max_body_bytes,
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_NAME="ldis_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=container.settings.public_url.startswith("https://"),
+        # Checked by `_protect_forms` below, which knows about bearer tokens.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        # Pages send `Referrer-Policy: no-referrer`, so browsers send no Referer to check;
+        # the token and the SameSite cookie do the work.
+        WTF_CSRF_SSL_STRICT=False,
+        # A form can take a while to fill in on a phone; the token lives as long as the session.
+        WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions[KEY] = container
-    for blueprint in (api_bp, health.bp, outbox.bp, ack.bp):
+    for blueprint in (api_bp, health.bp, outbox.bp, ack.bp, auth.bp, reports.bp):
         app.register_blueprint(blueprint)
     api_errors.register(app)
+    _forms(app)
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError) -> Response:
@@ -54,3 +69,28 @@ def create_app(container: Container | None = None) -> Flask:
         return response
 
     return app
+
+
+def _forms(app: Flask) -> None:
+    """CSRF on every HTML form; the JSON API (bearer tokens, never cookies) is exempt."""
+    csrf = CSRFProtect(app)
+    csrf.exempt(api_bp)
+
+    @app.before_request
+    def _protect_forms() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        limit = getattr(view, reports.MAX_UPLOAD_BODY_ATTR, None)
+        if isinstance(limit, int) and request.mimetype == "multipart/form-data":
+            # Only uploads: a file part is spooled to disk, each other part stays capped by
+            # MAX_FORM_MEMORY_SIZE, and any other body keeps LDIS_MAX_BODY_BYTES.
+            request.max_content_length = limit
+        # A browser cannot attach an Authorization header to a cross-site form post, and the
+        # pages never read one: a bearer-token request is not a forged form.
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return
+        csrf.protect(apply_exemptions=True)
+
+    @app.context_processor
+    def _navigation() -> dict[str, Any]:
+        signed_in = current_web_principal() if SESSION_USER in session else None
+        return {"web_user": signed_in, "outbox_on": app.extensions[KEY].settings.uses_outbox}

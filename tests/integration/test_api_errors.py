@@ -89,7 +89,7 @@ def test_validation_names_fields_and_unknown_areas(client: FlaskClient, people: 
         422,
         "validation_failed",
     )
-    assert body["fields"] == {"area.0": "unknown area code 'NOWHERE'"}
+    assert body["fields"] == {"area": "unknown area code 'NOWHERE'"}
 
 
 def test_admin_endpoints_validate(client: FlaskClient, people: People) -> None:

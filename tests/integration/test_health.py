@@ -36,8 +36,6 @@ def test_not_ready_and_json_503_when_dependencies_are_down(tmp_path: Path) -> No
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.headers["Retry-After"] == "10"
     assert ready.get_json()["checks"] == {"database": "unavailable", "broker": "unavailable"}
-    api = client.post(
-        "/api/v1/reports", json={}, headers={"Authorization": "Bearer ldis_whatever"}
-    )
+    api = client.post("/api/v1/reports", json={}, headers={"Authorization": "Bearer ldis_whatever"})
     assert api.status_code == 503 and api.headers["Retry-After"] == "10"
     assert api.get_json()["error"] == "unavailable"

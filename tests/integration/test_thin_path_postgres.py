@@ -53,7 +53,7 @@ def test_thin_path_sends_each_message_once_through_the_outbox(
         deliveries = session.scalars(select(Delivery)).all()
         assert {d.provider_id for d in deliveries} == {f"outbox-{m.id}" for m in messages}
         actions = set(session.scalars(select(AuditEvent.action)))
-        assert {"report.filed", "alert.drafted", "alert.submitted", "alert.approved"} <= actions
+        assert {"reports.filed", "alert.drafted", "alert.submitted", "alert.approved"} <= actions
 
     # The outbox page shows them to a person on this machine.
     page = client.get("/outbox", environ_base={"REMOTE_ADDR": "127.0.0.1"})
