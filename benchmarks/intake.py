@@ -37,7 +37,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEMPE = ROOT.parent / "shared" / "data" / "tempe_opioid_calls.csv"
+TEMPE = ROOT / "tests" / "data" / "tempe_opioid_calls.csv"
 LDIS = [sys.executable, "-m", "ldis.cli"]
 
 LUA = r"""

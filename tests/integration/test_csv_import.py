@@ -16,7 +16,7 @@ from ldis.settings import PROJECT_ROOT
 from ldis.store.models import Report
 
 pytestmark = pytest.mark.integration
-TEMPE = PROJECT_ROOT.parent / "shared" / "data" / "tempe_opioid_calls.csv"
+TEMPE = PROJECT_ROOT / "tests" / "data" / "tempe_opioid_calls.csv"
 TEMPE_MAP = [
     "--map",
     "occurred_at=incident_date",
