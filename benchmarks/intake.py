@@ -76,6 +76,8 @@ def database() -> Iterator[dict[str, str]]:
         "LDIS_INSTANCE_PATH": instance,
         "LDIS_SECRET_KEY": "bench",
     }
+    if os.environ.get("BENCH_WEB_WORKERS"):
+        env["LDIS_WEB_WORKERS"] = os.environ["BENCH_WEB_WORKERS"]
     try:
         run(env, "db", "upgrade")
         yield env
@@ -93,9 +95,31 @@ def run(env: dict[str, str], *args: str) -> str:
 
 
 def token_for(env: dict[str, str]) -> str:
-    run(env, "users", "create", "--email", "admin@bench.test", "--name", "A", "--role", "admin")
-    run(env, "users", "create", "--email", "lab@bench.test", "--name", "L", "--role", "reporter")
-    admin = run(env, "tokens", "create", "--email", "admin@bench.test").strip().splitlines()[-1]
+    run(
+        env,
+        "users",
+        "create",
+        "--email",
+        "admin@bench.example.org",
+        "--name",
+        "A",
+        "--role",
+        "admin",
+    )
+    run(
+        env,
+        "users",
+        "create",
+        "--email",
+        "lab@bench.example.org",
+        "--name",
+        "L",
+        "--role",
+        "reporter",
+    )
+    admin = (
+        run(env, "tokens", "create", "--email", "admin@bench.example.org").strip().splitlines()[-1]
+    )
     conn = http.client.HTTPConnection("127.0.0.1", int(env["BENCH_PORT"]))
     conn.request(
         "POST",
@@ -104,7 +128,7 @@ def token_for(env: dict[str, str]) -> str:
         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
     )
     assert conn.getresponse().status == 201
-    return run(env, "tokens", "create", "--email", "lab@bench.test").strip().splitlines()[-1]
+    return run(env, "tokens", "create", "--email", "lab@bench.example.org").strip().splitlines()[-1]
 
 
 @contextmanager
@@ -252,7 +276,9 @@ def csv_import_seconds() -> float:
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
-    print(f"cores: {os.cpu_count()}")
+    print(
+        f"cores: {os.cpu_count()}; gunicorn workers: {os.environ.get('BENCH_WEB_WORKERS', 'default')}"
+    )
     with database() as env, web(env) as port:
         token = token_for(env)
         wrk(port, token, seconds=3)  # warm up connections, caches and the vocabulary

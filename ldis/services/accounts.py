@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from ldis.domain.errors import Conflict, NotFound, ValidationFailed
 from ldis.domain.principal import Principal
@@ -93,10 +94,15 @@ def principal_for_token(db: Database, token: str) -> Principal | None:
         return None
     now = datetime.now(UTC)
     with db.transaction() as session:
-        row = session.scalar(
-            select(ApiToken).where(
-                ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None)
+        row = (
+            session.execute(
+                select(ApiToken)
+                # One round trip for token, user and roles: this runs on every API request.
+                .options(joinedload(ApiToken.user).joinedload(User.roles))
+                .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
             )
+            .unique()
+            .scalar_one_or_none()
         )
         if row is None or not row.user.active:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ldis.store.models import AuditEvent
@@ -18,8 +19,9 @@ def record(
     entity_id: int | None,
     **detail: Any,
 ) -> None:
-    session.add(
-        AuditEvent(
+    # A Core insert, not session.add: no ORM unit-of-work bookkeeping on every write path.
+    session.execute(
+        insert(AuditEvent).values(
             actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, detail=detail
         )
     )

@@ -122,6 +122,7 @@ def _prepare(
 @dataclass
 class BatchResult:
     accepted: list[int] = field(default_factory=list)  # new report ids
+    stored: list[Prepared] = field(default_factory=list)  # what was written, in id order
     duplicates: list[int] = field(default_factory=list)  # indexes recognised as already filed
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {"index", "fields"}
 
@@ -186,6 +187,7 @@ def file_batch(
             # A reference collision (50 random bits) or a concurrent identical batch: start
             # the transaction again; the duplicate checks will now see the other's rows.
             result.accepted.clear()
+            result.stored.clear()
             result.duplicates.clear()
             if attempt == 2:
                 raise
@@ -233,6 +235,7 @@ def _store(
                 )
             )
         result.accepted.extend(ids)
+        result.stored.extend(fresh)
         result.rejected.sort(key=lambda r: r["index"])
         if ids:
             audit.record(
@@ -291,7 +294,8 @@ def file_report(
     if result.rejected:
         raise ValidationFailed(result.rejected[0]["fields"])
     if result.accepted:
-        return {**get_report(db, actor, result.accepted[0]), "signals": []}, True
+        # Built from what was just written: no second round trip to read it back.
+        return {**_fresh_view(result.accepted[0], result.stored[0]), "signals": []}, True
     with db.transaction() as session:
         original = _original_of(session, report)
         return {**report_view(original), "duplicate": True, "signals": []}, False
@@ -331,6 +335,32 @@ def report_view(report: Report) -> dict[str, Any]:
             for s in report.substances
         ],
         "updates": [{"text": u.text, "created_at": _iso(u.created_at)} for u in report.updates],
+    }
+
+
+def _fresh_view(report_id: int, item: Prepared) -> dict[str, Any]:
+    values = item.values
+    return {
+        **values["data"],
+        "id": report_id,
+        "reference": values["reference"],
+        "kind": values["kind"],
+        "area": item.report.area,
+        "occurred_at": _iso(values["occurred_at"]),
+        "received_at": _iso(values["received_at"]),
+        "red_list": values["red_list"],
+        "substances": [
+            {
+                "field": s["field"],
+                "written": s["written"],
+                "canonical": s["canonical"],
+                "class": s["drug_class"],
+                "red_list": s["red_list"],
+                "known": s["canonical"] is not None,
+            }
+            for s in item.substances
+        ],
+        "updates": [],
     }
 
 

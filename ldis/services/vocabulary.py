@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,6 +18,10 @@ from ldis.store.models import VocabularyEntry
 
 # (row count, newest id) -> vocabulary: rebuilt only when an admin has added something.
 _cache: dict[tuple[int, int], Vocabulary] = {}
+# Intake asks for the vocabulary on every report; checking the table at most this often keeps
+# that off the hot path. An admin's addition reaches every process within this many seconds.
+RECHECK_SECONDS = 10.0
+_checked_at = [0.0]
 
 
 def _entry(row: VocabularyEntry) -> SubstanceEntry:
@@ -29,6 +34,10 @@ def _entry(row: VocabularyEntry) -> SubstanceEntry:
 
 
 def current(session: Session) -> Vocabulary:
+    now = time.monotonic()
+    if _cache and now - _checked_at[0] < RECHECK_SECONDS:
+        return next(iter(_cache.values()))
+    _checked_at[0] = now
     count, newest = session.execute(
         select(func.count(VocabularyEntry.id), func.coalesce(func.max(VocabularyEntry.id), 0))
     ).one()
@@ -82,6 +91,7 @@ def add_entry(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
         )
         session.add(row)
         session.flush()
+        _checked_at[0] = 0.0  # this process sees its own addition at once
         audit.record(
             session,
             actor_id=actor.user_id,
@@ -97,3 +107,9 @@ def add_entry(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
             "red_list": entry.red_list,
             "synonyms": list(entry.synonyms),
         }
+
+
+def forget() -> None:
+    """Drop the cached vocabulary (after the table was emptied beneath it, as tests do)."""
+    _cache.clear()
+    _checked_at[0] = 0.0

@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from ldis.bootstrap import Container, build
 from ldis.domain.roles import Role
+from ldis.services import vocabulary
 from ldis.services.accounts import create_token, create_user
 from ldis.settings import PROJECT_ROOT, Settings, load_settings
 from ldis.store.migrate import upgrade
@@ -100,6 +101,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.db.transaction() as session:
         session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    vocabulary.forget()
 
 
 @pytest.fixture(scope="session")
