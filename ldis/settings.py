@@ -64,6 +64,8 @@ class Settings(BaseModel):
     delivery_batch_size: int = Field(default=100, ge=1, le=1000)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     stuck_after_seconds: float = Field(default=120.0, gt=0)
+    # A red signal nobody has looked at within this many minutes is escalated.
+    signal_escalate_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     log_level: str = "INFO"
 
     @field_validator("public_url")

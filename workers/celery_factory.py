@@ -40,12 +40,17 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options,
         worker_hijack_root_logger=False,
-        imports=("workers.tasks.delivery", "workers.tasks.maintenance"),
+        imports=("workers.tasks.delivery", "workers.tasks.maintenance", "workers.tasks.signals"),
         beat_schedule={
             "sweep-deliveries": {
                 "task": "ldis.sweep_deliveries",
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"queue": STANDARD_QUEUE},
+            },
+            "escalate-signals": {
+                "task": "ldis.escalate_signals",
+                "schedule": 300.0,
+                "options": {"queue": URGENT_QUEUE},
             },
             "purge-broker": {
                 "task": "ldis.purge_broker",

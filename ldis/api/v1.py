@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from ldis.api.body import json_body
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import alerts, intake, recipients, report_queries, vocabulary
+from ldis.services import alerts, intake, recipients, report_queries, signals, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 
@@ -143,3 +143,54 @@ def file_callouts() -> ResponseReturnValue:
 @api_roles(Role.admin)
 def add_substance() -> ResponseReturnValue:
     return created(vocabulary.add_entry(container().db, current_principal(), json_body()))
+
+
+@bp.get("/signals")
+@api_roles(Role.panel, Role.admin)
+def list_signals() -> ResponseReturnValue:
+    status = request.args.get("status") or None
+    return jsonify(signals.list_signals(container().db, current_principal(), status))
+
+
+@bp.get("/signals/<int:signal_id>")
+@api_roles(Role.panel, Role.admin)
+def get_signal(signal_id: int) -> ResponseReturnValue:
+    return jsonify(signals.get_signal(container().db, current_principal(), signal_id))
+
+
+@bp.post("/signals/<int:signal_id>/status")
+@api_roles(Role.panel)
+def change_signal_status(signal_id: int) -> ResponseReturnValue:
+    body = json_body()
+    if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+        raise ValidationFailed({"status": "give the new status"})
+    reason = body.get("reason")
+    return jsonify(
+        signals.change_status(
+            container().db,
+            current_principal(),
+            signal_id,
+            body["status"],
+            reason if isinstance(reason, str) else None,
+        )
+    )
+
+
+@bp.post("/signals/<int:signal_id>/merge")
+@api_roles(Role.panel)
+def merge_signal(signal_id: int) -> ResponseReturnValue:
+    body = json_body()
+    into = body.get("into") if isinstance(body, dict) else None
+    if not isinstance(into, int) or isinstance(into, bool):
+        raise ValidationFailed({"into": "give the id of the signal to merge into"})
+    return jsonify(signals.merge(container().db, current_principal(), signal_id, into))
+
+
+@bp.post("/signals/<int:signal_id>/split")
+@api_roles(Role.panel)
+def split_signal(signal_id: int) -> ResponseReturnValue:
+    body = json_body()
+    ids = body.get("report_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ValidationFailed({"report_ids": "give a list of report ids"})
+    return created(signals.split(container().db, current_principal(), signal_id, ids))

@@ -20,8 +20,10 @@ from ldis.domain.principal import Principal
 from ldis.domain.privacy import describe, find_personal_identifiers
 from ldis.domain.reports import ReportBody, parse_report, plain_text
 from ldis.domain.roles import Role
+from ldis.domain.rules import appearance_key, facts_from_stored
 from ldis.domain.substances import Vocabulary
-from ldis.services import audit, vocabulary
+from ldis.services import audit, signals, vocabulary
+from ldis.services.signals import similar_appearances
 from ldis.store.db import Database
 from ldis.store.models import Area, Report, ReportPhoto, ReportSubstance, ReportUpdate
 
@@ -82,6 +84,13 @@ def _areas(session: Session, reports: Iterable[tuple[int, ReportBody]]) -> dict[
     return dict(session.execute(select(Area.code, Area.id).where(Area.code.in_(codes))).all())
 
 
+def _appearance(report: ReportBody) -> str | None:
+    appearance = getattr(report, "appearance", None)
+    if appearance is None:
+        return None
+    return appearance_key(appearance.colour, appearance.markings)
+
+
 def _prepare(
     index: int,
     report: ReportBody,
@@ -104,6 +113,7 @@ def _prepare(
         "red_list": any(m.red_list for _, m in matches),
         "dedupe_key": report.dedupe_key(),
         "content_hash": report.content_hash(),
+        "appearance_key": _appearance(report),
         "data": report.stored_data(),
     }
     substances = [
@@ -123,6 +133,7 @@ def _prepare(
 class BatchResult:
     accepted: list[int] = field(default_factory=list)  # new report ids
     stored: list[Prepared] = field(default_factory=list)  # what was written, in id order
+    signals: list[list[dict[str, Any]]] = field(default_factory=list)  # per stored report
     duplicates: list[int] = field(default_factory=list)  # indexes recognised as already filed
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {"index", "fields"}
 
@@ -188,6 +199,7 @@ def file_batch(
             # the transaction again; the duplicate checks will now see the other's rows.
             result.accepted.clear()
             result.stored.clear()
+            result.signals.clear()
             result.duplicates.clear()
             if attempt == 2:
                 raise
@@ -236,6 +248,8 @@ def _store(
             )
         result.accepted.extend(ids)
         result.stored.extend(fresh)
+        for report_id, item in zip(ids, fresh, strict=True):
+            result.signals.append(_rule_signals(session, vocab, report_id, item))
         result.rejected.sort(key=lambda r: r["index"])
         if ids:
             audit.record(
@@ -248,6 +262,26 @@ def _store(
                 duplicates=len(result.duplicates),
                 rejected=len(result.rejected),
             )
+
+
+def _rule_signals(
+    session: Session, vocab: Vocabulary, report_id: int, item: Prepared
+) -> list[dict[str, Any]]:
+    """Raise (or join) the rule signals of a report just written, in the same transaction."""
+    values = item.values
+    if values["kind"] == "callout":
+        return []  # call-outs carry no substances or doses: they feed the cluster detectors
+    similar = similar_appearances(session, values["appearance_key"], values["occurred_at"]) - 1
+    facts = facts_from_stored(
+        values["kind"],
+        item.report.area,
+        values["occurred_at"],
+        values["data"],
+        vocab,
+        similar_recent=max(similar, 0),
+    )
+    raised = signals.raise_for_report(session, report_id, values["area_id"], facts)
+    return [signals.brief(signal) for signal in raised]
 
 
 def _insert(session: Session, items: list[Prepared]) -> list[int]:
@@ -295,10 +329,11 @@ def file_report(
         raise ValidationFailed(result.rejected[0]["fields"])
     if result.accepted:
         # Built from what was just written: no second round trip to read it back.
-        return {**_fresh_view(result.accepted[0], result.stored[0]), "signals": []}, True
+        view = _fresh_view(result.accepted[0], result.stored[0])
+        return {**view, "signals": result.signals[0]}, True
     with db.transaction() as session:
         original = _original_of(session, report)
-        return {**report_view(original), "duplicate": True, "signals": []}, False
+        return {**report_view(original), "duplicate": True}, False
 
 
 def _original_of(session: Session, report: ReportBody) -> Report:
@@ -335,6 +370,7 @@ def report_view(report: Report) -> dict[str, Any]:
             for s in report.substances
         ],
         "updates": [{"text": u.text, "created_at": _iso(u.created_at)} for u in report.updates],
+        "signals": [signals.brief(signal) for signal in report.signals],
     }
 
 

@@ -13,6 +13,7 @@ from ldis.store.models.reports import (
     ReportUpdate,
     VocabularyEntry,
 )
+from ldis.store.models.signals import Signal, SignalReport
 
 __all__ = [
     "Alert",
@@ -32,6 +33,8 @@ __all__ = [
     "ReportUpdate",
     "Service",
     "ServiceArea",
+    "Signal",
+    "SignalReport",
     "User",
     "UserRole",
     "VocabularyEntry",

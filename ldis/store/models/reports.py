@@ -4,13 +4,16 @@ the substances they name (normalised against the vocabulary), updates and photos
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
 from ldis.store.models.recipients import Area
+
+if TYPE_CHECKING:
+    from ldis.store.models.signals import Signal
 
 
 class Report(Base):
@@ -33,6 +36,8 @@ class Report(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # What was reported, for "same content within minutes" checks.
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Normalised "colour|markings" for the same-appearance rule; None unless both are given.
+    appearance_key: Mapped[str | None] = mapped_column(String(200), index=True)
     data: Mapped[dict[str, Any]]
 
     area: Mapped[Area | None] = relationship(lazy="joined")
@@ -41,6 +46,9 @@ class Report(Base):
     )
     updates: Mapped[list[ReportUpdate]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ReportUpdate.id"
+    )
+    signals: Mapped[list[Signal]] = relationship(
+        secondary="signal_reports", lazy="selectin", viewonly=True, order_by="Signal.id"
     )
 
 

@@ -1,0 +1,23 @@
+"""Signal tasks: escalation of unseen red signals (and, with clusters, detection)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from ldis.services import signals
+from workers.celery_app import app
+from workers.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="ldis.escalate_signals", acks_late=True)
+def escalate_signals() -> int:
+    """Flag red signals nobody has reviewed in time; they head the panel's queue."""
+    container, _ = runtime()
+    after = timedelta(minutes=container.settings.signal_escalate_minutes)
+    escalated = signals.escalate(container.db, after)
+    if escalated:
+        log.warning("escalated %s red signals not reviewed within %s", len(escalated), after)
+    return len(escalated)
