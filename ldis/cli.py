@@ -163,7 +163,14 @@ def import_callouts(csv_file: Path, source: str, maps: tuple[str, ...]) -> None:
     container = build(_settings())
     started = time.monotonic()
     with csv_file.open(newline="", encoding="utf-8-sig") as stream:
-        result = run_import(container.db, SYSTEM_REPORTER, stream, source=source, mapping=mapping)
+        result = run_import(
+            container.db,
+            SYSTEM_REPORTER,
+            stream,
+            source=source,
+            mapping=mapping,
+            queue=container.queue,
+        )
     for row in result.rejected[:50]:
         problems = "; ".join(f"{field}: {problem}" for field, problem in row["fields"].items())
         click.echo(f"line {row['line']}: {problems}", err=True)
@@ -172,6 +179,25 @@ def import_callouts(csv_file: Path, source: str, maps: tuple[str, ...]) -> None:
     click.echo(
         f"accepted {result.accepted}, duplicate {result.duplicates}, "
         f"rejected {len(result.rejected)} ({time.monotonic() - started:.1f} s)"
+    )
+
+
+@main.group()
+def signals() -> None:
+    """Signals for the panel."""
+
+
+@signals.command("recompute")
+def signals_recompute() -> None:
+    """Run every detector (rules and clusters) over all stored data; safe to repeat."""
+    from ldis.bootstrap import build
+    from ldis.services.recompute import recompute_all
+
+    started = time.monotonic()
+    rules, found = recompute_all(build(_settings()).db)
+    click.echo(
+        f"rules: {rules} new signal links; clusters: {found} found "
+        f"({time.monotonic() - started:.1f} s)"
     )
 
 

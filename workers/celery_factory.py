@@ -52,6 +52,11 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": 300.0,
                 "options": {"queue": URGENT_QUEUE},
             },
+            "recompute-clusters": {
+                "task": "ldis.recompute_clusters",
+                "schedule": 3600.0,
+                "options": {"queue": STANDARD_QUEUE},
+            },
             "purge-broker": {
                 "task": "ldis.purge_broker",
                 "schedule": 3600.0,

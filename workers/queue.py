@@ -41,6 +41,10 @@ class CeleryTaskQueue:
                 countdown=countdown or None,
             )
 
+    def enqueue_cluster_detection(self, report_ids: list[int]) -> None:
+        # Standard queue: detection must never delay an urgent alert's delivery.
+        self._celery.send_task("ldis.detect_clusters", args=[report_ids], queue=STANDARD_QUEUE)
+
     def ping(self) -> None:
         with self._celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)

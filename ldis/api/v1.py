@@ -44,7 +44,8 @@ def add_contact(service_id: int) -> ResponseReturnValue:
 @bp.post("/reports")
 @api_roles(Role.reporter, Role.panel, Role.admin)
 def file_report() -> ResponseReturnValue:
-    view, is_new = intake.file_report(container().db, current_principal(), json_body())
+    c = container()
+    view, is_new = intake.file_report(c.db, current_principal(), json_body(), queue=c.queue)
     # A resend of a report already filed: 200 with the original, so a retry is harmless.
     return jsonify(view), 201 if is_new else 200
 
@@ -135,7 +136,8 @@ def file_callouts() -> ResponseReturnValue:
         items = body
     else:
         raise ValidationFailed({"body": "send a JSON array of call-outs"})
-    result = intake.file_batch(container().db, current_principal(), items, kind="callout")
+    c = container()
+    result = intake.file_batch(c.db, current_principal(), items, kind="callout", queue=c.queue)
     return created(result.view())
 
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.principal import Principal
 from ldis.services.intake import BatchResult, file_batch
+from ldis.services.ports import TaskQueue
 from ldis.store.db import Database
 
 OUR_FIELDS = ("occurred_at", "lat", "lon", "area", "naloxone_given", "reference")
@@ -78,7 +79,13 @@ def _rows(
 
 
 def import_callouts(
-    db: Database, actor: Principal, stream: TextIO, *, source: str, mapping: dict[str, str]
+    db: Database,
+    actor: Principal,
+    stream: TextIO,
+    *,
+    source: str,
+    mapping: dict[str, str],
+    queue: TaskQueue | None = None,
 ) -> ImportResult:
     reader = csv.reader(stream)
     try:
@@ -109,7 +116,7 @@ def import_callouts(
             }
             for _, body in pending
         ]
-        batch: BatchResult = file_batch(db, actor, bodies, kind="callout")
+        batch: BatchResult = file_batch(db, actor, bodies, kind="callout", queue=queue)
         result.accepted += len(batch.accepted)
         result.duplicates += len(batch.duplicates)
         result.rejected.extend(

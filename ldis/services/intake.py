@@ -4,6 +4,7 @@ the area, recognise duplicates, store, audit. One report or a whole batch, one t
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,9 +24,12 @@ from ldis.domain.roles import Role
 from ldis.domain.rules import appearance_key, facts_from_stored
 from ldis.domain.substances import Vocabulary
 from ldis.services import audit, signals, vocabulary
+from ldis.services.ports import TaskQueue
 from ldis.services.signals import similar_appearances
 from ldis.store.db import Database
 from ldis.store.models import Area, Report, ReportPhoto, ReportSubstance, ReportUpdate
+
+log = logging.getLogger(__name__)
 
 # No 0/O or 1/I: references are read out over the phone. 10 characters = 50 bits.
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -171,8 +175,29 @@ def _existing(session: Session, prepared: list[Prepared]) -> tuple[set[str], set
     return known_keys, recent
 
 
+def _detect_later(queue: TaskQueue | None, result: BatchResult) -> None:
+    """After commit: hand new near misses and call-outs to the cluster detectors."""
+    ids = [
+        report_id
+        for report_id, item in zip(result.accepted, result.stored, strict=True)
+        if item.values["kind"] in ("near_miss", "callout") and item.values["occurred_at"]
+    ]
+    if queue is None or not ids:
+        return
+    try:
+        queue.enqueue_cluster_detection(ids)
+    except Exception:
+        # The hourly recompute will find what this would have found; the report is safe.
+        log.exception("could not enqueue cluster detection for %s reports", len(ids))
+
+
 def file_batch(
-    db: Database, actor: Principal, bodies: list[Any], *, kind: str | None = None
+    db: Database,
+    actor: Principal,
+    bodies: list[Any],
+    *,
+    kind: str | None = None,
+    queue: TaskQueue | None = None,
 ) -> BatchResult:
     """Validate every item; store the good ones together; report each bad one by index."""
     actor.require(*FILERS)
@@ -203,6 +228,7 @@ def file_batch(
             result.duplicates.clear()
             if attempt == 2:
                 raise
+    _detect_later(queue, result)
     return result
 
 
@@ -308,7 +334,11 @@ def _insert(session: Session, items: list[Prepared]) -> list[int]:
 
 
 def file_report(
-    db: Database, actor: Principal, body: Any, photo: Photo | None = None
+    db: Database,
+    actor: Principal,
+    body: Any,
+    photo: Photo | None = None,
+    queue: TaskQueue | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """File one report (with its checked photo); return (view, created).
 
@@ -327,6 +357,7 @@ def file_report(
                 raise
     if result.rejected:
         raise ValidationFailed(result.rejected[0]["fields"])
+    _detect_later(queue, result)
     if result.accepted:
         # Built from what was just written: no second round trip to read it back.
         view = _fresh_view(result.accepted[0], result.stored[0])

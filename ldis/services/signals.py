@@ -162,6 +162,58 @@ def raise_for_report(
     ]
 
 
+def raise_cluster(
+    session: Session,
+    *,
+    key: str,
+    severity: Severity,
+    summary: str,
+    area_id: int | None,
+    report_ids: list[int],
+    window: tuple[datetime | None, datetime | None],
+    details: dict[str, Any],
+) -> Signal:
+    return _raise(
+        session,
+        kind="cluster",
+        key=key,
+        severity=severity,
+        summary=summary,
+        area_id=area_id,
+        report_ids=report_ids,
+        window=window,
+        details=details,
+    )
+
+
+def rules_recompute(
+    session: Session, report_id: int, area_id: int | None, facts: ReportFacts
+) -> int:
+    """Apply the rules to a stored report again; hits the panel already decided stay closed."""
+    raised = 0
+    for hit in evaluate(facts):
+        known = session.scalar(
+            select(Signal.id)
+            .join(SignalReport, SignalReport.signal_id == Signal.id)
+            .where(Signal.key == hit.key, SignalReport.report_id == report_id)
+        )
+        if known is not None:
+            continue
+        _raise(
+            session,
+            kind=hit.kind,
+            key=hit.key,
+            severity=hit.severity,
+            summary=hit.summary,
+            area_id=area_id,
+            report_ids=[report_id],
+            window=(facts.occurred_at, facts.occurred_at),
+            details={},
+        )
+        raised += 1
+    return raised
+
+
 def brief(signal: Signal) -> dict[str, Any]:
     return {
         "id": signal.id,

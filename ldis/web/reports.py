@@ -82,7 +82,7 @@ def _file(form: ReportForm, actor: Principal) -> tuple[dict[str, Any], bool]:
             problems = {**exc.fields, **problems}
         raise ValidationFailed(problems)
     db = container().db
-    return intake.file_report(db, actor, body, photo)
+    return intake.file_report(db, actor, body, photo, queue=container().queue)
 
 
 @bp.route("/reports/new/<kind>", methods=["GET", "POST"])

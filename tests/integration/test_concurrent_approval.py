@@ -30,6 +30,9 @@ class RecordingQueue:
     ) -> None:
         raise AssertionError("approval never enqueues deliveries itself")
 
+    def enqueue_cluster_detection(self, report_ids: list[int]) -> None:
+        raise AssertionError("approval never detects clusters")
+
     def ping(self) -> None:
         return None
 

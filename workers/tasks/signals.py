@@ -5,11 +5,26 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from ldis.services import signals
+from ldis.domain.clusters import ClusterSettings
+from ldis.services import clusters, signals
 from workers.celery_app import app
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
+
+
+@app.task(name="ldis.detect_clusters", acks_late=True)
+def detect_clusters(report_ids: list[int]) -> int:
+    """Run the cluster detectors as of newly filed near misses and call-outs (idempotent)."""
+    container, _ = runtime()
+    return clusters.detect_after(container.db, report_ids, ClusterSettings())
+
+
+@app.task(name="ldis.recompute_clusters", acks_late=True)
+def recompute_clusters() -> int:
+    """Hourly safety net: a detection task lost with the broker is made good here."""
+    container, _ = runtime()
+    return clusters.recompute(container.db, ClusterSettings())
 
 
 @app.task(name="ldis.escalate_signals", acks_late=True)
