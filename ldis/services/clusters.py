@@ -61,8 +61,9 @@ def _store(session: Session, found: list[clusters.Cluster]) -> int:
         if decided is not None:
             continue
         severity = Severity.red if cluster.p_value < RED_P_VALUE else Severity.amber
-        signals.raise_cluster(
+        signals.raise_signal(
             session,
+            kind="cluster",
             key=key,
             severity=severity,
             summary=cluster.summary,

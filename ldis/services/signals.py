@@ -78,7 +78,7 @@ def _link(session: Session, signal_id: int, report_ids: list[int]) -> None:
         session.execute(insert(SignalReport), rows)
 
 
-def _raise(
+def raise_signal(
     session: Session,
     *,
     kind: str,
@@ -142,48 +142,26 @@ def _raise(
     return signal
 
 
+def _raise_hit(
+    session: Session, hit: RuleHit, report_id: int, area_id: int | None, facts: ReportFacts
+) -> Signal:
+    return raise_signal(
+        session,
+        kind=hit.kind,
+        key=hit.key,
+        severity=hit.severity,
+        summary=hit.summary,
+        area_id=area_id,
+        report_ids=[report_id],
+        window=(facts.occurred_at, facts.occurred_at),
+        details={},
+    )
+
+
 def raise_for_report(
     session: Session, report_id: int, area_id: int | None, facts: ReportFacts
 ) -> list[Signal]:
-    hits: list[RuleHit] = evaluate(facts)
-    return [
-        _raise(
-            session,
-            kind=hit.kind,
-            key=hit.key,
-            severity=hit.severity,
-            summary=hit.summary,
-            area_id=area_id,
-            report_ids=[report_id],
-            window=(facts.occurred_at, facts.occurred_at),
-            details={},
-        )
-        for hit in hits
-    ]
-
-
-def raise_cluster(
-    session: Session,
-    *,
-    key: str,
-    severity: Severity,
-    summary: str,
-    area_id: int | None,
-    report_ids: list[int],
-    window: tuple[datetime | None, datetime | None],
-    details: dict[str, Any],
-) -> Signal:
-    return _raise(
-        session,
-        kind="cluster",
-        key=key,
-        severity=severity,
-        summary=summary,
-        area_id=area_id,
-        report_ids=report_ids,
-        window=window,
-        details=details,
-    )
+    return [_raise_hit(session, hit, report_id, area_id, facts) for hit in evaluate(facts)]
 
 
 def rules_recompute(
@@ -197,20 +175,9 @@ def rules_recompute(
             .join(SignalReport, SignalReport.signal_id == Signal.id)
             .where(Signal.key == hit.key, SignalReport.report_id == report_id)
         )
-        if known is not None:
-            continue
-        _raise(
-            session,
-            kind=hit.kind,
-            key=hit.key,
-            severity=hit.severity,
-            summary=hit.summary,
-            area_id=area_id,
-            report_ids=[report_id],
-            window=(facts.occurred_at, facts.occurred_at),
-            details={},
-        )
-        raised += 1
+        if known is None:
+            _raise_hit(session, hit, report_id, area_id, facts)
+            raised += 1
     return raised
 
 

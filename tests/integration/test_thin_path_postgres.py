@@ -26,10 +26,8 @@ def call_with(client: FlaskClient) -> Any:
     return call
 
 
-def test_thin_path_sends_each_message_once_through_the_outbox(
-    client: FlaskClient, people: People, container: Container, worker: subprocess.Popen[str]
-) -> None:
-    view = run_thin_path(
+def thin_path_with(client: FlaskClient, people: People) -> dict[str, Any]:
+    return run_thin_path(
         call_with(client),
         admin=people.headers("admin", Role.admin),
         reporter=people.headers("reporter", Role.reporter),
@@ -40,6 +38,12 @@ def test_thin_path_sends_each_message_once_through_the_outbox(
         ],
         wait_for=wait_for,
     )
+
+
+def test_thin_path_sends_each_message_once_through_the_outbox(
+    client: FlaskClient, people: People, container: Container, worker: subprocess.Popen[str]
+) -> None:
+    view = thin_path_with(client, people)
     assert view["status"] == "approved" and view["approvals"] == 2
 
     with container.db.transaction() as session:
@@ -73,17 +77,7 @@ def test_thin_path_sends_each_message_once_through_the_outbox(
 def test_a_repeated_batch_task_sends_nothing_twice(
     client: FlaskClient, people: People, container: Container, worker: subprocess.Popen[str]
 ) -> None:
-    view = run_thin_path(
-        call_with(client),
-        admin=people.headers("admin", Role.admin),
-        reporter=people.headers("reporter", Role.reporter),
-        drafter=people.headers("drafter", Role.panel),
-        approvers=[
-            people.headers("approver1", Role.panel),
-            people.headers("approver2", Role.panel),
-        ],
-        wait_for=wait_for,
-    )
+    view = thin_path_with(client, people)
     with container.db.transaction() as session:
         ids = list(session.scalars(select(Delivery.id)))
     # A broker redelivery or a sweeper race hands the same work to a worker again.
