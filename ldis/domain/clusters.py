@@ -7,20 +7,29 @@ Two prospective detectors; both look only at windows that end at `now` and at ev
   found like any other). Candidate circles are centred on recent events and on the centroids of
   their neighbours, with radii through the events (min_radius_m .. max_radius_m, in 50 m steps)
   and windows that start at an event and end now (at most max_window_hours). The expected count
-  in a circle comes from the same circle's own past: the events inside it over baseline_days
-  (ending a guard band before the longest window), scaled to the window's length, floored at
-  min_baseline_events so a place with no past does not expect zero. The Poisson upper tail
-  P(X >= observed) is multiplied by the number of circles tested that could have fired
-  (Bonferroni, valid when the tests are correlated) to give the reported p-value.
+  in a circle comes from the same circle's own past (baseline_days, ending a guard band before
+  the longest window), scaled to the window's length and floored at min_baseline_events. The
+  test is conditional, so the past's own noise counts: of the n events in the window and its
+  past, each lies in the window with probability q = expected / (expected + past), and
+  p = P(Binomial(n, q) >= observed). That is multiplied by the number of cylinders of the same
+  size that fit the area the data covers and the longest window, times the number of sizes
+  tried: a scan looks everywhere, so a tight triple somewhere in a big city is ordinary.
 - **Temporal**, per area: an ESSENCE-style EWMA of daily counts against the area's own mean
   and spread over temporal_baseline_days, a guard band of guard_band_days before the day under
   test (so a slowly building cluster does not raise its own baseline). Today's count so far is
-  used as it stands: it can only grow, so firing on it early is safe.
+  used as it stands: it can only grow, so firing on it early is safe. The run's count must also
+  pass a Poisson test adjusted for the areas watched and the run lengths tried. An area spike
+  the scan has already placed is not raised twice.
 
 Events whose time of day is unknown (`time_known=False`, e.g. the Tempe open data) are taken
 as spread over the 24 h starting at `at` (the caller sets `at` to the start of that local day):
 such an event counts in any window its day touches, and its expected count grows by one day
 accordingly; the temporal detector files it under the day containing `at + 12 h`.
+
+A young system (less past than baseline_days) prices each circle on the past it has, but as
+if it had at least min_history_days of it, so only strong bursts stand out until it has seen
+a month; the temporal detector waits until an area's whole baseline lies within the data.
+Import past call-outs before relying on a new deployment.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Literal
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -38,6 +48,7 @@ M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
 DAY = 86_400.0
 HOUR = 3_600.0
 RADIUS_STEP_M = 50.0
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ class Event:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """Thresholds and windows; defaults tuned on Tempe, see docs/signals-clusters.md."""
+    """Thresholds and windows; defaults chosen on Tempe, see docs/signals-clusters.md."""
 
     # Space-time scan.
     min_radius_m: float = 200.0  # smallest circle: locations are often rounded to a block
@@ -62,12 +73,14 @@ class ClusterSettings:
     max_window_hours: float = 48.0  # longest window the scan looks back over
     min_window_hours: float = 1.0  # shorter windows are priced as this long (no E = 0)
     baseline_days: int = 365  # past of each circle used for its expected count
+    baseline_enough: int = 100  # ...or the last 30/90 days if they hold this many (busy places)
+    min_history_days: int = 28  # a younger system prices circles as if it had this much past
     min_baseline_events: float = 1.0  # floor: a circle is priced as if it had this many
-    min_events: int = 4  # fewest events in a space-time cluster
-    alpha: float = 0.01  # fire when the multiplicity-adjusted p-value is at most this
+    min_events: int = 3  # fewest events in a space-time cluster
+    alpha: float = 1e-3  # fire when the p-value, adjusted for the scan's looking, is at most this
     # Temporal detector (per area, daily counts).
     temporal_baseline_days: int = 28  # days of the area's own past giving its mean and spread
-    guard_band_days: int = 2  # days left out between a day under test and its baseline
+    guard_band_days: int = 2  # days left out between the window and its baseline (both)
     ewma_lambda: float = 0.4  # weight of the newest day in the EWMA
     ewma_threshold: float = 4.0  # fire when the EWMA is this many standard errors above
     temporal_min_rate: float = 0.25  # per day: floor on the mean used for the spread
@@ -95,11 +108,11 @@ class Cluster:
     end: datetime
     observed: int
     expected: float
-    p_value: float  # multiplicity-adjusted upper bound
+    p_value: float  # adjusted for how much was looked at (places and windows, or areas and runs)
     event_ids: tuple[int, ...]  # in event-time order, earliest first
     summary: str
-    # Spacetime: id of the first event of the episode (the run of events in this circle with
-    # no quiet gap over max_window_hours); may be older than the window. key() is built on it.
+    # Spacetime: id of the first event of the episode (the run of events near this circle with
+    # no long quiet spell); may be older than the window. key() is built on it.
     episode: int | None = None
 
     def key(self) -> str:
@@ -142,13 +155,52 @@ def poisson_tail(k: int, mu: float) -> float:
     return min(1.0, first * total)
 
 
+def _log_binomial_pmf(k: int, n: int, q: float) -> float:
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + k * math.log(q)
+        + (n - k) * math.log1p(-q)
+    )
+
+
+def binomial_tail(k: int, n: int, q: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, q), summed upwards from k (accurate in the far tail)."""
+    if k <= 0:
+        return 1.0
+    if k > n or q <= 0:
+        return 0.0
+    if q >= 1:
+        return 1.0
+    term = total = 1.0
+    ratio = q / (1 - q)
+    for j in range(k, n):
+        term *= (n - j) / (j + 1) * ratio
+        total += term
+        if term < 1e-17 * total:
+            break
+    return min(1.0, math.exp(_log_binomial_pmf(k, n, q)) * total)
+
+
+def _day(t: float) -> int:
+    return int(t // DAY) + EPOCH_ORDINAL
+
+
+def _stamp(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
 class _Pt:
     __slots__ = ("area", "day", "hi", "id", "lat", "lo", "lon")
 
     def __init__(self, event: Event) -> None:
-        at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
         self.id = event.id
-        self.lo = at.timestamp()
+        self.lo = _aware(event.at).timestamp()
         # Its day is [at, at + 24 h): the last instant is a second short, so the day does not
         # touch a window that starts exactly at the next midnight.
         self.hi = self.lo + (0.0 if event.time_known else DAY - 1.0)
@@ -159,16 +211,8 @@ class _Pt:
         self.day = _day(self.lo + (0.0 if event.time_known else DAY / 2))
 
 
-def _day(t: float) -> int:
-    return datetime.fromtimestamp(t, UTC).date().toordinal()
-
-
-def _stamp(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-def _utc_seconds(now: datetime) -> float:
-    return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
+def _first(pts: Sequence[_Pt]) -> _Pt:
+    return min(pts, key=attrgetter("lo", "id"))
 
 
 class _Index:
@@ -176,25 +220,23 @@ class _Index:
 
     def __init__(self, events: Sequence[Event], settings: ClusterSettings) -> None:
         self.settings = settings
-        self.pts = sorted((_Pt(e) for e in events), key=lambda p: (p.lo, p.id))
+        self.pts = sorted(map(_Pt, events), key=attrgetter("lo", "id"))
         self.los = [p.lo for p in self.pts]
-        placed = [p for p in self.pts if p.lat is not None and p.lon is not None]
+        self.start = self.los[0] if self.los else 0.0  # where the data (or the history) begins
+        self.first_day = self.pts[0].day if self.pts else 0
         self.cell_lat = settings.max_radius_m / M_PER_DEG
-        top = max((abs(p.lat) for p in placed if p.lat is not None), default=0.0)
+        top = max((abs(p.lat) for p in self.pts if p.lat is not None), default=0.0)
         self.cell_lon = self.cell_lat / max(0.05, math.cos(math.radians(min(top, 87.0))))
         self.cells: dict[tuple[int, int], list[_Pt]] = defaultdict(list)
-        for p in placed:
-            self.cells[self._cell(p)].append(p)
-        self.cell_los = {c: [p.lo for p in ps] for c, ps in self.cells.items()}
         self.areas: dict[str, list[_Pt]] = defaultdict(list)
         for p in self.pts:
+            if p.lat is not None and p.lon is not None:
+                cell = (math.floor(p.lat / self.cell_lat), math.floor(p.lon / self.cell_lon))
+                self.cells[cell].append(p)
             if p.area is not None:
                 self.areas[p.area].append(p)
+        self.cell_los = {c: [p.lo for p in ps] for c, ps in self.cells.items()}
         self.area_los = {a: [p.lo for p in ps] for a, ps in self.areas.items()}
-
-    def _cell(self, p: _Pt) -> tuple[int, int]:
-        assert p.lat is not None and p.lon is not None
-        return (math.floor(p.lat / self.cell_lat), math.floor(p.lon / self.cell_lon))
 
     def near(
         self, lat: float, lon: float, t0: float, t1: float, r: float
@@ -221,6 +263,29 @@ class _Index:
                     if d <= r:
                         out.append((d, p))
         return out
+
+    def occupied(self, t0: float, t1: float) -> int:
+        """Grid cells with an event in [t0, t1]: the area the data covers, in cells."""
+        return sum(
+            1 for los in self.cell_los.values() if bisect_left(los, t0) < bisect_right(los, t1)
+        )
+
+    def baseline(self, lat: float, lon: float, t1: float) -> tuple[list[tuple[float, _Pt]], float]:
+        """The circle's past up to t1 and its length in seconds: baseline_days, or the last 30
+        or 90 days if they already hold baseline_enough events (a busy place needs no more, and
+        reading less keeps one detection fast)."""
+        s = self.settings
+        past: list[tuple[float, _Pt]] = []
+        done = 0
+        for days in sorted({d for d in (30, 90) if d < s.baseline_days} | {s.baseline_days}):
+            past += self.near(lat, lon, t1 - days * DAY, t1 - done * DAY, s.max_radius_m)
+            done = days
+            if len(past) >= s.baseline_enough:
+                break
+        # A young system has less past: price it on what there is, but never on less than
+        # min_history_days (with min_baseline_events as the floor, an empty past then means
+        # "about one event a month", so only a strong burst stands out).
+        return past, min(done * DAY, max(t1 - self.start, s.min_history_days * DAY))
 
     def episode_start(self, lat: float, lon: float, first: _Pt, now: float, gap: float) -> _Pt:
         """The first event of the run, within max_radius_m of the centre, that leads up to
@@ -258,9 +323,75 @@ def _count(n: int, s: ClusterSettings) -> str:
 
 def _main_area(pts: Sequence[_Pt]) -> str | None:
     counts = Counter(p.area for p in pts if p.area is not None)
-    if not counts:
-        return None
-    return min(counts, key=lambda a: (-counts[a], a))
+    return min(counts, key=lambda a: (-counts[a], a)) if counts else None
+
+
+# (observed, expected, past count, radius, centre, events in the circle latest first, length);
+# the window's events are the first `observed` of that list (shared, not copied).
+_Test = tuple[int, float, int, float, tuple[float, float], list[_Pt], float]
+
+
+def _tests(
+    ix: _Index, now: float, recent: list[_Pt]
+) -> tuple[list[_Test], dict[tuple[float, float], tuple[int, float]]]:
+    """Every circle and window with enough events, priced from the circle's own past."""
+    s = ix.settings
+    w = s.max_window_hours * HOUR
+    t1 = now - w - s.guard_band_days * DAY  # the baseline stops before any window can start
+
+    def dist(lat: float, lon: float, p: _Pt, kx: float) -> float:
+        return math.hypot((p.lat - lat) * M_PER_DEG, (p.lon - lon) * kx)  # type: ignore[operator]
+
+    # Centres: recent events that have enough neighbours, and those neighbours' centroid (a
+    # circle on the centroid can be half the size of one on any member); ~10 m apart at least.
+    centres: set[tuple[float, float]] = set()
+    for p in recent:
+        assert p.lat is not None and p.lon is not None
+        kx = M_PER_DEG * math.cos(math.radians(p.lat))
+        nb = [q for q in recent if dist(p.lat, p.lon, q, kx) <= s.max_radius_m]
+        if len(nb) >= s.min_events:
+            centres.add((round(p.lat, 4), round(p.lon, 4)))
+            lat = sum(q.lat for q in nb) / len(nb)  # type: ignore[misc]
+            lon = sum(q.lon for q in nb) / len(nb)  # type: ignore[misc]
+            centres.add((round(lat, 4), round(lon, 4)))
+    tests: list[_Test] = []
+    pasts: dict[tuple[float, float], tuple[int, float]] = {}
+    for lat, lon in sorted(centres):
+        kx = M_PER_DEG * math.cos(math.radians(lat))
+        inside = sorted((dist(lat, lon, p, kx), -p.hi, p.id, p) for p in recent)
+        inside = [x for x in inside if x[0] <= s.max_radius_m]
+        if len(inside) < s.min_events:
+            continue
+        past, span = ix.baseline(lat, lon, t1)
+        pasts[(lat, lon)] = (len(past), span)
+        known = sorted(d for d, p in past if p.hi == p.lo)
+        dated = sorted(d for d, p in past if p.hi > p.lo)
+        radii = {
+            min(
+                s.max_radius_m, max(s.min_radius_m, RADIUS_STEP_M * math.ceil(x[0] / RADIUS_STEP_M))
+            )
+            for x in inside[s.min_events - 1 :]
+        }
+        by_hi_all = sorted(inside, key=lambda x: (x[1], x[2]))
+        for r in sorted(radii):
+            by_hi = [x[3] for x in by_hi_all if x[0] <= r]
+            if len(by_hi) < s.min_events:
+                continue
+            b_known, b_dated = bisect_right(known, r), bisect_right(dated, r)
+            j = 0
+            dated_in = False
+            for start in sorted({max(p.lo, now - w) for p in by_hi}, reverse=True):
+                while j < len(by_hi) and by_hi[j].hi >= start:
+                    dated_in = dated_in or by_hi[j].hi > by_hi[j].lo
+                    j += 1
+                if j < s.min_events:
+                    continue
+                length = max(now - start, s.min_window_hours * HOUR)
+                extra = DAY if dated_in else 0.0  # a dates-only event may lie a day further out
+                floor = s.min_baseline_events * (length + extra) / span
+                expected = max((b_known * length + b_dated * (length + DAY)) / span, floor)
+                tests.append((j, expected, b_known + b_dated, r, (lat, lon), by_hi, now - start))
+    return tests, pasts
 
 
 def _scan(ix: _Index, now: float) -> list[Cluster]:
@@ -273,83 +404,55 @@ def _scan(ix: _Index, now: float) -> list[Cluster]:
     ]
     if len(recent) < s.min_events:
         return []
-    t1 = now - w - s.guard_band_days * DAY  # the baseline stops before any window can start
-    span = s.baseline_days * DAY
-
-    def dist(lat: float, lon: float, p: _Pt, kx: float) -> float:
-        return math.hypot((p.lat - lat) * M_PER_DEG, (p.lon - lon) * kx)  # type: ignore[operator]
-
-    # Centres: recent events that have enough neighbours, and those neighbours' centroid (a
-    # circle on the centroid can be half the size of one on any member).
-    centres: set[tuple[float, float]] = set()
-    for p in recent:
-        assert p.lat is not None and p.lon is not None
-        kx = M_PER_DEG * math.cos(math.radians(p.lat))
-        nb = [q for q in recent if dist(p.lat, p.lon, q, kx) <= s.max_radius_m]
-        if len(nb) >= s.min_events:
-            centres.add((p.lat, p.lon))
-            centres.add(
-                (sum(q.lat for q in nb) / len(nb), sum(q.lon for q in nb) / len(nb))  # type: ignore[misc]
-            )
-    # (p_local, -observed, radius, centre, members by latest first, count, expected, length)
-    tests: list[tuple[float, int, float, tuple[float, float], list[_Pt], float, float]] = []
-    n_tests = 0
-    baselines: dict[tuple[float, float], int] = {}
-    for lat, lon in sorted(centres):
-        kx = M_PER_DEG * math.cos(math.radians(lat))
-        ds = sorted((dist(lat, lon, p, kx), p.lo, p.id, p) for p in recent)
-        ds = [d for d in ds if d[0] <= s.max_radius_m]
-        if len(ds) < s.min_events:
+    tests, pasts = _tests(ix, now, recent)
+    # How surprising, given how much was looked at: cylinders of the test's size that fit the
+    # area the data covers (grid cells with an event in the past year) and the longest window, times the number of
+    # sizes tried (Bonferroni over a union of scales; conservative, as cylinders overlap).
+    area = ix.occupied(now - s.baseline_days * DAY, now) * s.max_radius_m**2
+    scales = (1 + math.log2(s.max_radius_m / s.min_radius_m)) * (
+        1 + math.log2(s.max_window_hours / s.min_window_hours)
+    )
+    fired: list[tuple[float, int, float, tuple[float, float], list[_Pt], float, float]] = []
+    for observed, expected, n_past, r, centre, by_hi, length in tests:
+        extra = DAY if any(p.hi > p.lo for p in by_hi[:observed]) else 0.0
+        window = max(length, s.min_window_hours * HOUR) + extra
+        family = scales * max(1.0, area / (math.pi * r * r)) * max(1.0, (w + extra) / window)
+        # The circle's past is a sample too, so the test is conditional (binomial) rather than
+        # a Poisson tail around a plug-in mean that chance may have made too low.
+        n = observed + n_past
+        q = expected / (expected + max(n_past, s.min_baseline_events))
+        # The probability of exactly `observed` bounds the tail from below: most tests fail on
+        # it without summing the tail.
+        if _log_binomial_pmf(observed, n, q) > math.log(s.alpha / family):
             continue
-        past = ix.near(lat, lon, t1 - span, t1, s.max_radius_m)
-        baselines[(lat, lon)] = len(past)
-        known = sorted(d for d, p in past if p.hi == p.lo)
-        dated = sorted(d for d, p in past if p.hi > p.lo)
-        radii = {
-            min(
-                s.max_radius_m, max(s.min_radius_m, math.ceil(d[0] / RADIUS_STEP_M) * RADIUS_STEP_M)
-            )
-            for d in ds[s.min_events - 1 :]
-        }
-        for r in sorted(radii):
-            by_hi = sorted((d[3] for d in ds if d[0] <= r), key=lambda p: (-p.hi, p.id))
-            b_known, b_dated = bisect_right(known, r), bisect_right(dated, r)
-            j = 0
-            for start in sorted({max(p.lo, now - w) for p in by_hi}, reverse=True):
-                while j < len(by_hi) and by_hi[j].hi >= start:
-                    j += 1
-                if j < s.min_events:
-                    continue
-                length = max(now - start, s.min_window_hours * HOUR)
-                dated_in = any(p.hi > p.lo for p in by_hi[:j])
-                expected = max(
-                    (b_known * length + b_dated * (length + DAY)) / span,
-                    s.min_baseline_events * (length + (DAY if dated_in else 0.0)) / span,
-                )
-                n_tests += 1
-                tests.append(
-                    (poisson_tail(j, expected), -j, r, (lat, lon), by_hi[:j], expected, now - start)
-                )
+        p_value = min(1.0, binomial_tail(observed, n, q) * family)
+        if p_value <= s.alpha:
+            fired.append((p_value, -observed, r, centre, by_hi, expected, length))
+    fired.sort(key=lambda t: t[:3])
+    # For each event, the earliest event of any firing circle holding it (for the key, below).
+    earliest: dict[int, _Pt] = {}
+    for t in fired:
+        members = t[4][: -t[1]]
+        head = _first(members)
+        for p in members:
+            if p.id not in earliest or (head.lo, head.id) < (earliest[p.id].lo, earliest[p.id].id):
+                earliest[p.id] = head
     found: list[Cluster] = []
     used: set[int] = set()
-    fired = sorted((t for t in tests if t[0] * n_tests <= s.alpha), key=lambda t: t[:3])
-    for p_local, neg_obs, r, centre, members, expected, length in fired:
+    for p_value, neg_obs, r, centre, by_hi, expected, length in fired:
+        members = sorted(by_hi[:-neg_obs], key=attrgetter("lo", "id"))
         ids = {p.id for p in members}
         if ids & used:
             continue  # report the strongest circle; overlapping weaker ones are the same cluster
         used |= ids
-        members = sorted(members, key=lambda p: (p.lo, p.id))
         # The key hangs on the earliest event of every firing circle sharing an event with
-        # this one, then back along the run of events leading up to it: as a cluster grows,
-        # the strongest circle moves, but that earliest event rarely does.
-        first = members[0]
-        for t in fired:
-            if ids.intersection(q.id for q in t[4]):
-                first = min([first, *t[4]], key=lambda p: (p.lo, p.id))
-        # Link events closer in time than a quarter of the place's usual gap (and at most
-        # max_window_hours), so a busy place does not chain its everyday events into one run.
-        gap = min(w, span / max(1, baselines[centre]) / 4)
-        p_value = min(1.0, p_local * n_tests)
+        # this one, then back along the run leading up to it: as a cluster grows the strongest
+        # circle moves, but that earliest event rarely does. The run links events closer in
+        # time than a quarter of the place's usual gap (at most max_window_hours), so a busy
+        # place does not chain its everyday events into one run.
+        first = _first([earliest[i] for i in ids])
+        n_past, span = pasts[centre]
+        gap = min(w, span / max(1, n_past) / 4)
         dated_in = any(p.hi > p.lo for p in members)
         start = members[0].lo
         when = (
@@ -369,9 +472,9 @@ def _scan(ix: _Index, now: float) -> list[Cluster]:
                 expected=expected,
                 p_value=p_value,
                 event_ids=tuple(p.id for p in members),
-                episode=ix.episode_start(*centre, first, now, gap).id,
                 summary=f"{_count(-neg_obs, s)} within {_fmt_radius(r)} {when}; "
                 f"{_fmt_expected(expected)}; {_fmt_p(p_value)}",
+                episode=ix.episode_start(*centre, first, now, gap).id,
             )
         )
     return found
@@ -383,7 +486,9 @@ def _temporal(ix: _Index, now: float) -> list[Cluster]:
     lam = s.ewma_lambda
     se = math.sqrt(lam / (2 - lam))  # long-run standard error of an EWMA of unit-variance days
     first = today - 2 * s.max_run_days  # warm-up: the EWMA forgets its start within days
-    since = now - (today - first + s.guard_band_days + s.temporal_baseline_days + 2) * DAY
+    b, g = s.temporal_baseline_days, s.guard_band_days
+    origin = first - g - b
+    since = now - (today - origin + 2) * DAY
     recent_areas = {
         p.area
         for p in ix.pts[
@@ -391,6 +496,7 @@ def _temporal(ix: _Index, now: float) -> list[Cluster]:
         ]
         if p.area is not None and p.day > today - s.max_run_days
     }
+    watched = sum(1 for los in ix.area_los.values() if bisect_left(los, since) < len(los))
     found: list[Cluster] = []
     for area in sorted(recent_areas):
         los = ix.area_los[area]
@@ -400,22 +506,29 @@ def _temporal(ix: _Index, now: float) -> list[Cluster]:
             if p.day <= today
         ]
         counts = Counter(p.day for p in pts)
+        if sum(n for d, n in counts.items() if d > today - s.max_run_days) < s.temporal_min_events:
+            continue  # too few to fire whatever the EWMA says
+        # Daily counts from the first baseline day on, with running sums for each baseline.
+        daily = [counts.get(origin + i, 0) for i in range(today - origin + 1)]
+        s1, s2 = [0], [0]
+        for x in daily:
+            s1.append(s1[-1] + x)
+            s2.append(s2[-1] + x * x)
         z: float | None = None
         alarm: dict[int, bool] = {}
         means: dict[int, float] = {}
         for t in range(first, today + 1):
-            base = [
-                counts.get(d, 0)
-                for d in range(
-                    t - s.guard_band_days - s.temporal_baseline_days, t - s.guard_band_days
-                )
-            ]
-            mean = sum(base) / len(base)
-            sd = math.sqrt(sum((x - mean) ** 2 for x in base) / max(1, len(base) - 1))
+            if t - g - b < ix.first_day:
+                alarm[t] = False  # its baseline reaches back before the data: no verdict
+                continue
+            i = t - origin  # the baseline is daily[i - g - b : i - g]
+            total, squares = s1[i - g] - s1[i - g - b], s2[i - g] - s2[i - g - b]
+            mean = total / b
+            sd = math.sqrt(max(0.0, squares - b * mean * mean) / max(1, b - 1))
             sigma = max(sd, math.sqrt(max(mean, s.temporal_min_rate)))  # Poisson floor: sparse days
-            z = lam * counts.get(t, 0) + (1 - lam) * (mean if z is None else z)
+            z = lam * daily[i] + (1 - lam) * (mean if z is None else z)
             alarm[t] = (z - mean) / (sigma * se) >= s.ewma_threshold
-            means[t] = max(mean, 1 / s.temporal_baseline_days)  # an empty past expects a little
+            means[t] = max(mean, 1 / b)  # an empty past still expects a little
         if not alarm[today]:
             continue
         start_day = today
@@ -424,7 +537,8 @@ def _temporal(ix: _Index, now: float) -> list[Cluster]:
         members = [p for p in pts if p.day >= start_day]
         observed = len(members)
         expected = sum(means[d] for d in range(start_day, today + 1))
-        p_value = poisson_tail(observed, expected)
+        # Every watched area is tested every day, over runs of up to max_run_days: Bonferroni.
+        p_value = min(1.0, poisson_tail(observed, expected) * watched * s.max_run_days)
         if observed < s.temporal_min_events or p_value > s.alpha:
             continue
         days = today - start_day + 1
@@ -466,10 +580,10 @@ def detect(
     Pass at least the events of the last `settings.history_days` days before `now`; older ones
     are ignored, later ones too (the detection is prospective).
     """
-    t = _utc_seconds(now)
-    since = t - settings.history_days * DAY
-    kept = [e for e in events if since <= _utc_seconds(e.at) <= t]
-    return _detect_at(_Index(kept, settings), t)
+    until = _aware(now)
+    since = until - timedelta(days=settings.history_days)
+    kept = [e for e in events if since <= _aware(e.at) <= until]
+    return _detect_at(_Index(kept, settings), until.timestamp())
 
 
 def recompute(
@@ -477,17 +591,17 @@ def recompute(
     settings: ClusterSettings = ClusterSettings(),
     step: timedelta = timedelta(hours=1),
 ) -> list[Cluster]:
-    """Replay history as if detect() ran at the first `step` boundary after each event.
+    """Replay history as if detect() ran at the first `step` boundary after each event
+    (at each event itself when step is zero).
 
     One cluster per key: its largest version (the latest among equals), ordered by start.
     """
     ix = _Index(events, settings)
     step_s = step.total_seconds()
-    times = (
-        sorted({math.ceil(t / step_s) * step_s for t in ix.los})
-        if step_s > 0
-        else sorted(set(ix.los))
-    )
+    if step_s > 0:
+        times = sorted({math.ceil(t / step_s) * step_s for t in ix.los})
+    else:
+        times = sorted(set(ix.los))
     best: dict[str, Cluster] = {}
     for t in times:
         for cluster in _detect_at(ix, t):
