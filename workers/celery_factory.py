@@ -40,10 +40,20 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options,
         worker_hijack_root_logger=False,
-        imports=("workers.tasks.delivery", "workers.tasks.maintenance", "workers.tasks.signals"),
+        imports=(
+            "workers.tasks.delivery",
+            "workers.tasks.maintenance",
+            "workers.tasks.notices",
+            "workers.tasks.signals",
+        ),
         beat_schedule={
             "sweep-deliveries": {
                 "task": "ldis.sweep_deliveries",
+                "schedule": settings.sweep_interval_seconds,
+                "options": {"queue": STANDARD_QUEUE},
+            },
+            "sweep-notices": {
+                "task": "ldis.sweep_notices",
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"queue": STANDARD_QUEUE},
             },

@@ -45,6 +45,13 @@ class CeleryTaskQueue:
         # Standard queue: detection must never delay an urgent alert's delivery.
         self._celery.send_task("ldis.detect_clusters", args=[report_ids], queue=STANDARD_QUEUE)
 
+    def enqueue_notices(self, notice_ids: list[int], *, countdown: float = 0) -> None:
+        # Urgent queue: a person is often waiting for a verification code.
+        for batch in chunks(notice_ids, self._settings.delivery_batch_size):
+            self._celery.send_task(
+                "ldis.send_notices", args=[batch], queue=URGENT_QUEUE, countdown=countdown or None
+            )
+
     def ping(self) -> None:
         with self._celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)

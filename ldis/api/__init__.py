@@ -1,5 +1,9 @@
-"""JSON API v1 under /api/v1: thin adapters from HTTP to ldis.services."""
+"""JSON API v1 under /api/v1: thin adapters from HTTP to ldis.services.
 
+Routes live in one module per feature, all on the one blueprint defined in `v1`.
+"""
+
+from ldis.api import areas, audience, bulk, services  # noqa: F401  (registers routes)
 from ldis.api.v1 import bp
 
 __all__ = ["bp"]

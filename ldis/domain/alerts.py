@@ -95,6 +95,24 @@ AreaCode = Annotated[
 ]
 
 
+class AlertKind(StrEnum):
+    """What an alert is about. Services choose the kinds they want, and a contact can
+    unsubscribe from one kind; an update or withdrawal always follows its alert's kind."""
+
+    drug_alert = "drug_alert"  # a dangerous substance or batch
+    cluster = "cluster"  # overdoses or call-outs clustered in place and time
+    information = "information"  # shared for information only
+    exercise = "exercise"  # a preparedness exercise
+
+
+ALERT_KIND_LABELS: dict[AlertKind, str] = {
+    AlertKind.drug_alert: "Dangerous drug alerts",
+    AlertKind.cluster: "Overdose cluster alerts",
+    AlertKind.information: "Information notices",
+    AlertKind.exercise: "Preparedness exercises",
+}
+
+
 class AlertFields(BaseModel):
     """What the templates render. `summary` and `advice` are enough for every template."""
 
@@ -112,6 +130,7 @@ class AlertDraft(BaseModel):
     title: ShortText
     template: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")] = "professional"
     level: AlertLevel = AlertLevel.professional
+    kind: AlertKind = AlertKind.drug_alert
     priority: AlertPriority = AlertPriority.standard
     areas: list[AreaCode] = Field(min_length=1, max_length=200)
     service_types: list[ShortText] = Field(default_factory=list, max_length=50)

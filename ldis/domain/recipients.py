@@ -30,6 +30,23 @@ AreaCode = Annotated[
 ]
 DEFAULT_REGION = "GB"
 
+# The managed list of service types a new installation starts with (migration 0004 seeds the
+# same list; admins add, rename or retire types afterwards).
+DEFAULT_SERVICE_TYPES: tuple[tuple[str, str], ...] = (
+    ("needle_syringe_programme", "Needle and syringe programme"),
+    ("pharmacy", "Pharmacy"),
+    ("emergency_department", "A&E (emergency department)"),
+    ("ambulance", "Ambulance service"),
+    ("police_custody", "Police custody"),
+    ("prison", "Prison"),
+    ("hostel", "Hostel or supported housing"),
+    ("outreach", "Outreach team"),
+    ("treatment_service", "Drug and alcohol treatment service"),
+    ("gp_practice", "GP practice"),
+    ("youth_service", "Youth service"),
+    ("neighbouring_ldis", "Neighbouring LDIS area"),
+)
+
 
 class AreaInput(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -9,6 +9,8 @@ class Role(StrEnum):
     reporter = "reporter"
     panel = "panel"
     admin = "admin"
+    # Manages the details and contacts of the services they are linked to, nothing more.
+    service_manager = "service_manager"
 
 
 def parse_roles(names: list[str] | tuple[str, ...]) -> frozenset[Role]:

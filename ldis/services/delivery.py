@@ -190,10 +190,17 @@ def deliver(
         else:
             results = _send_safely(sender, messages)
         for message, result in zip(messages, results, strict=True):
-            tried = attempts.get(message.delivery_id, 1)
-            if record(db, message.delivery_id, result, tried):
-                retry[message.delivery_id] = tried
+            delivery_id = _delivery_id(message)
+            tried = attempts.get(delivery_id, 1)
+            if record(db, delivery_id, result, tried):
+                retry[delivery_id] = tried
     return retry
+
+
+def _delivery_id(message: OutgoingMessage) -> int:
+    if message.delivery_id is None:  # compose() always sets it; a notice never comes here
+        raise ValueError(f"{message.ref} is not an alert delivery")
+    return message.delivery_id
 
 
 def _send_safely(sender: Sender, messages: list[OutgoingMessage]) -> list[SendResult]:

@@ -24,7 +24,7 @@ AREAS = [
 SERVICES: list[tuple[str, str, list[str], list[tuple[str, str, str | None]]]] = [
     (
         "York needle and syringe programme",
-        "needle_exchange",
+        "needle_syringe_programme",
         ["YORK-C", "YORK-W"],
         [("NSP duty worker", "nsp@example.org", "07700 900101")],
     ),

@@ -15,7 +15,7 @@ from ldis.domain.roles import Role
 from ldis.domain.validation import parse
 from ldis.services import audit
 from ldis.store.db import Database
-from ldis.store.models import Area, Contact, ContactChannel, Service
+from ldis.store.models import Area, Contact, ContactChannel, Service, ServiceType
 
 
 def areas_by_code(session: Session, codes: list[str], field: str) -> list[Area]:
@@ -29,6 +29,19 @@ def areas_by_code(session: Session, codes: list[str], field: str) -> list[Area]:
     if missing:
         raise ValidationFailed(missing)
     return [found[code] for code in codes]
+
+
+def require_service_type(session: Session, code: str, field: str = "type") -> None:
+    """ValidationFailed naming the managed types when `code` is not an active one."""
+    active = list(
+        session.scalars(
+            select(ServiceType.code).where(ServiceType.active.is_(True)).order_by(ServiceType.code)
+        )
+    )
+    if code not in active:
+        raise ValidationFailed(
+            {field: f"unknown service type {code!r}; use one of: {', '.join(active)}"}
+        )
 
 
 def area_view(area: Area) -> dict[str, Any]:
@@ -69,6 +82,7 @@ def create_service(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
     actor.require(Role.admin)
     data = parse(ServiceInput, body)
     with db.transaction() as session:
+        require_service_type(session, data.type)
         areas = areas_by_code(session, list(dict.fromkeys(data.areas)), "areas")
         service = Service(name=data.name, type=data.type, areas=areas)
         session.add(service)

@@ -12,7 +12,20 @@ from sqlalchemy.exc import OperationalError
 from ldis.api import bp as api_bp
 from ldis.api import errors as api_errors
 from ldis.bootstrap import Container, build
-from ldis.web import ack, auth, health, outbox, reports, signals
+from ldis.web import (
+    ack,
+    areas,
+    audience,
+    auth,
+    bulk,
+    health,
+    outbox,
+    preferences,
+    reports,
+    services,
+    signals,
+    webhooks,
+)
 from ldis.web.access import SESSION_USER, current_web_principal
 from ldis.web.extensions import KEY
 
@@ -48,7 +61,22 @@ def create_app(container: Container | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions[KEY] = container
-    for blueprint in (api_bp, health.bp, outbox.bp, ack.bp, auth.bp, reports.bp, signals.bp):
+    blueprints = (
+        api_bp,
+        health.bp,
+        outbox.bp,
+        ack.bp,
+        auth.bp,
+        reports.bp,
+        signals.bp,
+        areas.bp,
+        services.bp,
+        bulk.bp,
+        audience.bp,
+        preferences.bp,
+        webhooks.bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     api_errors.register(app)
     _forms(app)

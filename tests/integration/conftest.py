@@ -22,12 +22,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from ldis.bootstrap import Container, build
+from ldis.domain.recipients import DEFAULT_SERVICE_TYPES
 from ldis.domain.roles import Role
 from ldis.services import vocabulary
 from ldis.services.accounts import create_token, create_user
 from ldis.settings import PROJECT_ROOT, Settings, load_settings
 from ldis.store.migrate import upgrade
-from ldis.store.models import Base
+from ldis.store.models import Base, ServiceType
 from ldis.web.app import create_app
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -101,6 +102,10 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.db.transaction() as session:
         session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # Reference data the migrations seed, put back as a new installation has it.
+        session.add_all(
+            ServiceType(code=code, label=label) for code, label in DEFAULT_SERVICE_TYPES
+        )
     vocabulary.forget()
 
 

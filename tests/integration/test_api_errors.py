@@ -119,7 +119,7 @@ def test_admin_endpoints_validate(client: FlaskClient, people: People) -> None:
     )
     assert_error(nobody, 404, "not_found")
     service = client.post(
-        "/api/v1/services", json={"name": "S", "type": "nsp", "areas": ["A1"]}, headers=admin
+        "/api/v1/services", json={"name": "S", "type": "pharmacy", "areas": ["A1"]}, headers=admin
     ).get_json()
     landline = client.post(
         f"/api/v1/services/{service['id']}/contacts",

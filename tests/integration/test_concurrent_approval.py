@@ -33,6 +33,9 @@ class RecordingQueue:
     def enqueue_cluster_detection(self, report_ids: list[int]) -> None:
         raise AssertionError("approval never detects clusters")
 
+    def enqueue_notices(self, notice_ids: list[int], *, countdown: float = 0) -> None:
+        raise AssertionError("approval sends no notices")
+
     def ping(self) -> None:
         return None
 
@@ -49,7 +52,7 @@ def test_simultaneous_approvals_write_deliveries_once(container: Container, requ
     admin = person(container, "admin", Role.admin)
     recipients.create_area(container.db, admin, {"code": AREA, "name": "Selby"})
     service = recipients.create_service(
-        container.db, admin, {"name": "S", "type": "nsp", "areas": [AREA]}
+        container.db, admin, {"name": "S", "type": "pharmacy", "areas": [AREA]}
     )
     for n in range(5):
         recipients.add_contact(

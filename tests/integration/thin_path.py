@@ -51,7 +51,7 @@ def run_thin_path(
         "POST",
         "/api/v1/services",
         admin,
-        {"name": "York NSP", "type": "needle_exchange", "areas": [AREA]},
+        {"name": "York NSP", "type": "needle_syringe_programme", "areas": [AREA]},
     )
     assert status == 201, service
     status, contact = call(

@@ -15,21 +15,29 @@ class OutboxSender:
 
     def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         with self._db.transaction() as session:
-            ids = [m.delivery_id for m in messages]
-            # One row per delivery whatever happens: a repeated send finds the first one.
-            existing = dict(
-                session.execute(
-                    select(OutboxMessage.delivery_id, OutboxMessage.id).where(
-                        OutboxMessage.delivery_id.in_(ids)
-                    )
-                ).all()
-            )
+            delivery_ids = [m.delivery_id for m in messages if m.delivery_id is not None]
+            notice_ids = [m.notice_id for m in messages if m.notice_id is not None]
+            # One row per delivery or notice whatever happens: a repeat finds the first one.
+            existing: dict[str, int] = {}
+            for delivery_id, row_id in session.execute(
+                select(OutboxMessage.delivery_id, OutboxMessage.id).where(
+                    OutboxMessage.delivery_id.in_(delivery_ids)
+                )
+            ):
+                existing[f"delivery-{delivery_id}"] = row_id
+            for notice_id, row_id in session.execute(
+                select(OutboxMessage.notice_id, OutboxMessage.id).where(
+                    OutboxMessage.notice_id.in_(notice_ids)
+                )
+            ):
+                existing[f"notice-{notice_id}"] = row_id
             rows = {}
             for message in messages:
-                if message.delivery_id in existing:
+                if message.ref in existing or message.ref in rows:
                     continue
                 row = OutboxMessage(
                     delivery_id=message.delivery_id,
+                    notice_id=message.notice_id,
                     channel=message.channel,
                     recipient=message.to,
                     subject=message.subject,
@@ -37,10 +45,9 @@ class OutboxSender:
                     html_body=message.html,
                 )
                 session.add(row)
-                rows[message.delivery_id] = row
+                rows[message.ref] = row
             session.flush()
-            stored = existing | {delivery_id: row.id for delivery_id, row in rows.items()}
+            stored = existing | {ref: row.id for ref, row in rows.items()}
         return [
-            SendResult(SendOutcome.sent, provider_id=f"outbox-{stored[m.delivery_id]}")
-            for m in messages
+            SendResult(SendOutcome.sent, provider_id=f"outbox-{stored[m.ref]}") for m in messages
         ]

@@ -72,15 +72,15 @@ class TwilioSender:
                 status_callback=self._status_callback,
             )
         except TwilioRestException as exc:
-            return _api_error(int(exc.status), exc.code, str(exc.msg), message.delivery_id)
+            return _api_error(int(exc.status), exc.code, str(exc.msg), message.ref)
         except TwilioServiceException as exc:
-            return _api_error(int(exc.status), exc.code, exc.title, message.delivery_id)
+            return _api_error(int(exc.status), exc.code, exc.title, message.ref)
         except requests.Timeout as exc:
-            log.warning("twilio timeout for delivery %d", message.delivery_id)
+            log.warning("twilio timeout for %s", message.ref)
             return SendResult(SendOutcome.transient_error, error=f"timeout: {type(exc).__name__}")
         except requests.RequestException as exc:
             # Connection refused/reset, DNS, TLS: nothing (or nothing known) reached Twilio.
-            log.warning("twilio connection error for delivery %d", message.delivery_id)
+            log.warning("twilio connection error for %s", message.ref)
             return SendResult(
                 SendOutcome.transient_error, error=f"connection error: {type(exc).__name__}"
             )
@@ -92,11 +92,9 @@ class TwilioSender:
         return SendResult(SendOutcome.sent, provider_id=str(created.sid))
 
 
-def _api_error(status: int, code: int | None, text: str, delivery_id: int) -> SendResult:
+def _api_error(status: int, code: int | None, text: str, ref: str) -> SendResult:
     permanent = 400 <= status < 500 and status not in _TRANSIENT_4XX
     outcome = SendOutcome.permanent_error if permanent else SendOutcome.transient_error
     detail = _PHONE_LIKE.sub("[number]", text.removeprefix("Unable to create record: "))
-    log.warning(
-        "twilio refused delivery %d: HTTP %d, code %s (%s)", delivery_id, status, code, outcome
-    )
+    log.warning("twilio refused %s: HTTP %d, code %s (%s)", ref, status, code, outcome)
     return SendResult(outcome, error=f"twilio {code or status} (HTTP {status}): {detail}")

@@ -3,9 +3,19 @@
 from ldis.store.models.alerts import Alert, AlertApproval, AlertVersion
 from ldis.store.models.audit import AuditEvent
 from ldis.store.models.base import Base
-from ldis.store.models.deliveries import Delivery, OutboxMessage
+from ldis.store.models.deliveries import Delivery, Notice, OutboxMessage
 from ldis.store.models.people import ApiToken, User, UserRole
-from ldis.store.models.recipients import Area, Contact, ContactChannel, Service, ServiceArea
+from ldis.store.models.recipients import (
+    Area,
+    AreaNeighbour,
+    Contact,
+    ContactChannel,
+    ContactUnsubscription,
+    Service,
+    ServiceArea,
+    ServiceManager,
+    ServiceType,
+)
 from ldis.store.models.reports import (
     Report,
     ReportPhoto,
@@ -21,11 +31,14 @@ __all__ = [
     "AlertVersion",
     "ApiToken",
     "Area",
+    "AreaNeighbour",
     "AuditEvent",
     "Base",
     "Contact",
     "ContactChannel",
+    "ContactUnsubscription",
     "Delivery",
+    "Notice",
     "OutboxMessage",
     "Report",
     "ReportPhoto",
@@ -33,6 +46,8 @@ __all__ = [
     "ReportUpdate",
     "Service",
     "ServiceArea",
+    "ServiceManager",
+    "ServiceType",
     "Signal",
     "SignalReport",
     "User",

@@ -31,6 +31,8 @@ class Delivery(Base):
     provider_id: Mapped[str | None] = mapped_column(String(100))
     last_error: Mapped[str | None] = mapped_column(String(500))
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Not to be sent before this time (a standard alert waiting out the contact's quiet hours).
+    not_before: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
@@ -43,9 +45,12 @@ class OutboxMessage(Base):
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Unique: sending the same delivery twice stores one message, so the outbox is exactly-once.
-    delivery_id: Mapped[int] = mapped_column(
+    # Unique: sending the same delivery (or notice) twice stores one message: exactly-once.
+    delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("deliveries.id", ondelete="CASCADE"), unique=True
+    )
+    notice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notices.id", ondelete="CASCADE"), unique=True
     )
     channel: Mapped[str] = mapped_column(String(20))
     recipient: Mapped[str] = mapped_column(String(320))
@@ -53,3 +58,31 @@ class OutboxMessage(Base):
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Notice(Base):
+    """A service message that is not an alert: a verification code, a note to a service
+    manager, a review reminder, a reply to an inbound text. Written in the transaction that
+    causes it (so it is sent if and only if that change happened), sent by a worker.
+
+    `dedupe_key` makes a repeat (a retried webhook, a reminder job run twice) a no-op.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_status_created_at", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    purpose: Mapped[str] = mapped_column(String(40))  # verify_sms, manager_alert, review, ...
+    channel: Mapped[str] = mapped_column(String(20))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # as DeliveryStatus
+    attempts: Mapped[int] = mapped_column(default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,7 @@
+"""Pages: services."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("services", __name__)
