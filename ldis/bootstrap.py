@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ldis.messages.render import Renderer
+from ldis.services import verification
 from ldis.services.links import Links
 from ldis.services.ports import TaskQueue
 from ldis.settings import Settings, load_settings
@@ -27,6 +28,10 @@ class Container:
         if self._templates is None:
             self._templates = self.renderer.templates()
         return self._templates
+
+    def sending(self) -> verification.Sending:
+        """What starting a contact's verification needs: keys, links' base, the queue."""
+        return verification.Sending(self.settings.secret(), self.settings.public_url, self.queue)
 
     def close(self) -> None:
         self.db.dispose()

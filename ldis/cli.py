@@ -183,6 +183,117 @@ def import_callouts(csv_file: Path, source: str, maps: tuple[str, ...]) -> None:
 
 
 @main.group()
+def recipients() -> None:
+    """Services and contacts in bulk (CSV)."""
+
+
+@recipients.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--apply", "apply_changes", is_flag=True, help="write the changes (default: dry run)")
+@_domain_errors
+def recipients_import(csv_file: Path, apply_changes: bool) -> None:
+    """Check a services-and-contacts CSV and print what it would change; --apply writes it.
+
+    Exit code 1 when any row is bad (nothing is written). See docs/recipients-csv.md.
+    """
+    from ldis.bootstrap import build
+    from ldis.services import recipients_bulk as bulk
+
+    container = build(_settings())
+    data = csv_file.read_bytes()
+    if apply_changes:
+        view = bulk.apply_import(
+            container.db, bulk.COMMAND_LINE_ADMIN, data, sending=container.sending()
+        )
+    else:
+        view = bulk.plan_import(container.db, bulk.COMMAND_LINE_ADMIN, data)
+    for line in bulk.plan_lines(view):
+        click.echo(line)
+    if view["errors"]:
+        _fail(f"{view['summary']['bad_rows']} bad rows; nothing was written", 1)
+    counts = [
+        view["summary"][kind][action]
+        for kind in ("services", "contacts")
+        for action in ("create", "update")
+    ]
+    if not view["applied"]:
+        click.echo("dry run: nothing written (add --apply to write)")
+    else:
+        click.echo("applied" if any(counts) else "nothing to change: already as the file says")
+
+
+@recipients.command("export")
+@click.argument("csv_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_domain_errors
+def recipients_export(csv_file: Path | None) -> None:
+    """Write every service and contact as CSV to FILE (or standard output)."""
+    from ldis.bootstrap import build
+    from ldis.services import recipients_bulk as bulk
+
+    data = bulk.export_csv(build(_settings()).db, bulk.COMMAND_LINE_ADMIN)
+    if csv_file is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        csv_file.write_bytes(data)
+        click.echo(f"wrote {csv_file}", err=True)
+
+
+@main.group()
+def areas() -> None:
+    """Areas and their boundaries."""
+
+
+@areas.command("load-boundaries")
+@click.argument("geojson_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--code-property", required=True, help="the feature property holding the area code")
+@click.option("--name-property", help="the feature property holding the name (new areas)")
+@click.option("--parent", help="the code of the area new areas sit under")
+@click.option("--create", is_flag=True, help="add areas the file has and ldis does not")
+@_domain_errors
+def areas_load_boundaries(
+    geojson_file: Path,
+    code_property: str,
+    name_property: str | None,
+    parent: str | None,
+    create: bool,
+) -> None:
+    """Give areas their boundaries from a GeoJSON FeatureCollection, all or nothing.
+
+    Exit code 1, with each refused feature and why, when any feature is refused.
+    """
+    import json
+
+    from ldis.bootstrap import build
+    from ldis.services import boundary_files
+
+    try:
+        collection = json.loads(geojson_file.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        _fail(f"{geojson_file} is not valid JSON: {exc}", 1)
+    result = boundary_files.load_boundaries(
+        build(_settings()).db,
+        boundary_files.COMMAND_LINE_ADMIN,
+        collection,
+        code_property=code_property,
+        name_property=name_property,
+        parent=parent,
+        create=create,
+    )
+    for refusal in result.refused[:100]:
+        label = f" ({refusal.code})" if refusal.code else ""
+        click.echo(f"feature {refusal.index}{label}: {refusal.reason}", err=True)
+    if len(result.refused) > 100:
+        click.echo(f"... and {len(result.refused) - 100} more refused features", err=True)
+    click.echo(
+        f"loaded {result.loaded}, created {result.created}, refused {len(result.refused)} "
+        f"of {result.features} features"
+    )
+    if not result.stored:
+        _fail("nothing was stored: fix the refused features and load the file again", 1)
+
+
+@main.group()
 def signals() -> None:
     """Signals for the panel."""
 

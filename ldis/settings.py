@@ -66,6 +66,8 @@ class Settings(BaseModel):
     stuck_after_seconds: float = Field(default=120.0, gt=0)
     # A red signal nobody has looked at within this many minutes is escalated.
     signal_escalate_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # Each service is asked to confirm its details this often (the yearly list review).
+    review_interval_days: int = Field(default=365, ge=1, le=3650)
     log_level: str = "INFO"
 
     @field_validator("public_url")

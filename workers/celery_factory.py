@@ -8,6 +8,7 @@ costs at most a little work, never a lost or doubled alert.
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu.entity import Queue
 
 from ldis.settings import Settings
@@ -42,6 +43,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         imports=(
             "workers.tasks.delivery",
+            "workers.tasks.hygiene",
             "workers.tasks.maintenance",
             "workers.tasks.notices",
             "workers.tasks.signals",
@@ -65,6 +67,12 @@ def make_celery(settings: Settings) -> Celery:
             "recompute-clusters": {
                 "task": "ldis.recompute_clusters",
                 "schedule": 3600.0,
+                "options": {"queue": STANDARD_QUEUE},
+            },
+            # Daily, early morning UK time; idempotent, so a missed or repeated run is harmless.
+            "review-reminders": {
+                "task": "ldis.review_reminders",
+                "schedule": crontab(hour=7, minute=15),
                 "options": {"queue": STANDARD_QUEUE},
             },
             "purge-broker": {

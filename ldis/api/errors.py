@@ -67,7 +67,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> Response:
         status = next((s for kind, s in STATUS.items() if isinstance(exc, kind)), 400)
-        fields = exc.fields if isinstance(exc, ValidationFailed) else None
+        fields = exc.fields if isinstance(exc, ValidationFailed | Conflict) else None
         return error_response(status, exc.code, exc.message, fields)
 
     @app.errorhandler(HTTPException)

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from ldis.api.body import json_body
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import alerts, intake, recipients, report_queries, signals, vocabulary
+from ldis.services import alerts, intake, report_queries, signals, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 
@@ -19,26 +19,6 @@ bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
 def created(body: dict[str, Any]) -> ResponseReturnValue:
     return jsonify(body), 201
-
-
-@bp.post("/areas")
-@api_roles(Role.admin)
-def create_area() -> ResponseReturnValue:
-    return created(recipients.create_area(container().db, current_principal(), json_body()))
-
-
-@bp.post("/services")
-@api_roles(Role.admin)
-def create_service() -> ResponseReturnValue:
-    return created(recipients.create_service(container().db, current_principal(), json_body()))
-
-
-@bp.post("/services/<int:service_id>/contacts")
-@api_roles(Role.admin)
-def add_contact(service_id: int) -> ResponseReturnValue:
-    return created(
-        recipients.add_contact(container().db, current_principal(), service_id, json_body())
-    )
 
 
 @bp.post("/reports")

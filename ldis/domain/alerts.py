@@ -134,6 +134,8 @@ class AlertDraft(BaseModel):
     priority: AlertPriority = AlertPriority.standard
     areas: list[AreaCode] = Field(min_length=1, max_length=200)
     service_types: list[ShortText] = Field(default_factory=list, max_length=50)
+    # Also reach the areas linked as neighbours of the alert's areas (ldis.domain.audience).
+    include_neighbours: bool = False
     fields: AlertFields
     signal_id: int | None = Field(default=None, ge=1)
     expires_at: datetime | None = None

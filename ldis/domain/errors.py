@@ -32,4 +32,11 @@ class Forbidden(DomainError):
 
 
 class Conflict(DomainError):
+    """The record's state does not allow it; `fields` may name the field that clashes
+    (e.g. {"email": "a contact with this address is already at this service"})."""
+
     code = "conflict"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}

@@ -85,6 +85,29 @@ class ServiceTypeInput(BaseModel):
     active: bool = True
 
 
+class ServiceTypeUpdate(BaseModel):
+    """Rename a type or retire it (`active: false`): a retired type stays on the services
+    that have it but cannot be chosen again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: Name | None = None
+    active: bool | None = None
+
+
+class ManagerInput(BaseModel):
+    """The user (by their sign-in e-mail) to make a service's manager."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalise_email(value).lower()
+
+
 def _unique_list(value: list[Any]) -> list[Any]:
     return list(dict.fromkeys(value))
 

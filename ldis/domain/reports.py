@@ -107,11 +107,14 @@ class ReportBody(BaseModel):
 
     # Fields a person types freely: checked for personal identifiers before storing.
     free_text_fields: ClassVar[tuple[str, ...]] = ("notes",)
+    # Whether the report must end up in an area: when only a location is given, intake looks
+    # up the area whose boundary contains it, and refuses the report if none does.
+    needs_area: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _area_needed(self) -> ReportBody:
         if self.area is None and self.location_point() is None:
-            raise ValueError("area: give the area code (or, for call-outs, a location)")
+            raise ValueError("area: give the area code (or a location)")
         return self
 
     def location_point(self) -> Location | None:
@@ -218,7 +221,8 @@ class NearMissReport(ReportBody):
         died = "died"
         unknown = "unknown"
 
-    area: AreaCode
+    # Or a location alone: intake fills the area from the boundaries (ldis.services.areas).
+    area: AreaCode | None = None
     occurred_at: datetime
     location: Location | None = None
     suspected_substances: list[Text] = Field(default_factory=list, max_length=50)
@@ -267,6 +271,9 @@ class CalloutReport(ReportBody):
     """One ambulance call-out to a suspected overdose; arrives in batches and from CSV."""
 
     kind_name = "callout"
+    # Call-outs arrive by the thousand from wherever the ambulance went: one outside every
+    # boundary is kept without an area and still counts towards the location clusters.
+    needs_area: ClassVar[bool] = False
 
     occurred_at: Annotated[datetime, BeforeValidator(_date_only_is_midnight_utc)]
     time_known: bool = True

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ldis.domain import clusters
 from ldis.domain.rules import Severity
 from ldis.services import signals
+from ldis.services.areas import Locator
 from ldis.store.db import Database
 from ldis.store.models import Area, Report, Signal
 from ldis.store.models.signals import OPEN_STATUSES
@@ -49,8 +50,22 @@ def _events(session: Session, since: Any = None, until: Any = None) -> list[clus
     ]
 
 
+def _area_id(
+    cluster: clusters.Cluster, area_ids: dict[str, int], locator: Locator | None
+) -> int | None:
+    """The most specific area whose boundary contains a place cluster's centre; without
+    boundaries there, the area most of its reports named (the detector's choice)."""
+    if cluster.centre is not None and locator is not None:
+        area = locator.most_specific(*cluster.centre)
+        if area is not None:
+            return area.id
+    return area_ids.get(cluster.area) if cluster.area else None
+
+
 def _store(session: Session, found: list[clusters.Cluster]) -> int:
     area_ids = dict(session.execute(select(Area.code, Area.id)).all())
+    centres = [c.centre for c in found if c.centre is not None]
+    locator = Locator(session, centres) if centres else None
     stored = 0
     for cluster in found:
         key = f"cluster:{cluster.key()}"
@@ -67,7 +82,7 @@ def _store(session: Session, found: list[clusters.Cluster]) -> int:
             key=key,
             severity=severity,
             summary=cluster.summary,
-            area_id=area_ids.get(cluster.area) if cluster.area else None,
+            area_id=_area_id(cluster, area_ids, locator),
             report_ids=list(cluster.event_ids),
             window=(cluster.start, cluster.end),
             details={

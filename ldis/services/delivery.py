@@ -14,21 +14,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
 
+from ldis.domain.alerts import AlertKind
 from ldis.domain.deliveries import DeliveryStatus, sources_of
+from ldis.domain.hygiene import recipient_failure, send_blocked
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
 from ldis.messages.render import Renderer
+from ldis.services import hygiene
 from ldis.services.links import Links
 from ldis.services.ports import Sender
 from ldis.store.db import Database
-from ldis.store.models import AlertVersion, Contact, Delivery
+from ldis.store.models import (
+    AlertVersion,
+    Contact,
+    ContactChannel,
+    ContactUnsubscription,
+    Delivery,
+)
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Not held back: a standard alert waiting out a contact's quiet hours is not due yet."""
+    return or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
+
+
 def queued_ids(db: Database, alert_id: int, version: int) -> list[int]:
+    """Queued deliveries that are due now; deferred ones are left for the sweeper."""
+    now = datetime.now(UTC)
     with db.transaction() as session:
         return list(
             session.scalars(
@@ -37,6 +54,7 @@ def queued_ids(db: Database, alert_id: int, version: int) -> list[int]:
                     Delivery.alert_id == alert_id,
                     Delivery.version == version,
                     Delivery.status == DeliveryStatus.queued.value,
+                    _due(now),
                 )
                 .order_by(Delivery.id)
             )
@@ -53,6 +71,60 @@ class Claimed:
     version: int
     template: str
     content: dict[str, Any]
+    contact_id: int
+    link_version: int  # for the contact's own preferences link
+
+
+def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
+    """Fail, before anything is claimed, the queued deliveries the recipient no longer
+    wants (unsubscribed from everything or from the alert's kind, channel opted out) or
+    that cannot arrive (channel failed for good): an opt-out is honoured at send time."""
+    kind = func.coalesce(AlertVersion.content["kind"].as_string(), AlertKind.drug_alert.value)
+    unsubscribed = (
+        select(ContactUnsubscription.contact_id)
+        .where(
+            ContactUnsubscription.contact_id == Delivery.contact_id,
+            ContactUnsubscription.alert_kind == kind,
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Contact.opted_out_at.is_not(None),
+            ContactChannel.opted_out_at.is_not(None),
+            ContactChannel.failed_at.is_not(None),
+            unsubscribed,
+        )
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .join(
+            AlertVersion,
+            (AlertVersion.alert_id == Delivery.alert_id)
+            & (AlertVersion.version == Delivery.version),
+        )
+        .outerjoin(
+            ContactChannel,
+            (ContactChannel.contact_id == Delivery.contact_id)
+            & (ContactChannel.channel == Delivery.channel),
+        )
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value)
+    ).all()
+    refused: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, contact_out, channel_out, channel_failed, kind_out in rows:
+        reason = send_blocked(
+            contact_opted_out=bool(contact_out),
+            channel_opted_out=bool(channel_out),
+            channel_failed=bool(channel_failed),
+            kind_unsubscribed=bool(kind_out),
+        )
+        if reason:
+            refused[reason].append(delivery_id)
+    for reason, ids in refused.items():
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.queued.value)
+            .values(status=DeliveryStatus.failed.value, last_error=reason)
+        )
 
 
 def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
@@ -61,11 +133,14 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
         return []
     now = datetime.now(UTC)
     with db.transaction() as session:
+        _refuse_opted_out(session, delivery_ids)
         won = list(
             session.scalars(
                 update(Delivery)
                 .where(
-                    Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value
+                    Delivery.id.in_(delivery_ids),
+                    Delivery.status == DeliveryStatus.queued.value,
+                    _due(now),
                 )
                 .values(
                     status=DeliveryStatus.sending.value,
@@ -98,12 +173,15 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
                 version=d.version,
                 template=v.template,
                 content=v.content,
+                contact_id=c.id,
+                link_version=c.link_version,
             )
             for d, c, v in rows
         ]
 
 
 def compose(item: Claimed, renderer: Renderer, links: Links) -> OutgoingMessage:
+    preferences = links.preferences_url(item.contact_id, item.link_version)
     context = {
         "alert": item.content,
         "fields": item.content.get("fields", {}),
@@ -112,11 +190,15 @@ def compose(item: Claimed, renderer: Renderer, links: Links) -> OutgoingMessage:
         "reference": f"LDIS-{item.alert_id}-v{item.version}",
         "ack_url": links.ack_url(item.delivery_id),
         "contact_name": item.contact_name,
+        "preferences_url": preferences,
     }
     rendered = renderer.render(item.channel, item.template, context)
     headers = {}
     if item.channel == "email":
         headers["Message-ID"] = f"<delivery-{item.delivery_id}@ldis>"
+        # RFC 2369 and RFC 8058: the mail client's own unsubscribe button, one click.
+        headers["List-Unsubscribe"] = f"<{preferences}/unsubscribe>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return OutgoingMessage(
         delivery_id=item.delivery_id,
         channel=item.channel,
@@ -141,8 +223,20 @@ def _move(db: Database, delivery_id: int, target: DeliveryStatus, **values: Any)
     return bool(moved)
 
 
-def record(db: Database, delivery_id: int, result: SendResult, attempts: int) -> bool:
-    """Store a send result; return True when the delivery should be tried again later."""
+def record(
+    db: Database,
+    delivery_id: int,
+    result: SendResult,
+    attempts: int,
+    *,
+    links: Links | None = None,
+) -> bool:
+    """Store a send result; return True when the delivery should be tried again later.
+
+    A permanent error that is the recipient's (invalid number, STOP at the carrier, mailbox
+    refused) also flags the contact and its channel, in the same transaction as the failure,
+    and queues a notice to the service's managers (sent by the notice sweeper; `links`
+    gives those notices a link to the page)."""
     now = datetime.now(UTC)
     if result.outcome is SendOutcome.sent:
         _move(
@@ -158,7 +252,29 @@ def record(db: Database, delivery_id: int, result: SendResult, attempts: int) ->
     if result.outcome is SendOutcome.transient_error and attempts < MAX_ATTEMPTS:
         _move(db, delivery_id, DeliveryStatus.queued, last_error=error)
         return True
-    _move(db, delivery_id, DeliveryStatus.failed, last_error=error)
+    with db.transaction() as session:
+        failed = session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status.in_([s.value for s in sources_of(DeliveryStatus.failed)]),
+            )
+            .values(status=DeliveryStatus.failed.value, last_error=error)
+            .returning(Delivery.contact_id, Delivery.channel)
+        ).first()
+        failure = (
+            recipient_failure(failed.channel, error)
+            if failed is not None and result.outcome is SendOutcome.permanent_error
+            else None
+        )
+        if failed is not None and failure is not None:
+            hygiene.flag_failure(
+                session,
+                failed.contact_id,
+                failed.channel,
+                failure,
+                public_url=links.public_url if links else "",
+            )
     return False
 
 
@@ -227,7 +343,8 @@ def _attempts(db: Database, ids: list[int]) -> dict[int, int]:
 def sweep(db: Database, stuck_after: timedelta) -> dict[str, list[int]]:
     """Deliveries a lost task left behind, by priority, ready to enqueue again.
 
-    Queued rows older than `stuck_after` are re-offered (claims make that harmless). Rows
+    Queued rows older than `stuck_after` are re-offered (claims make that harmless), and so
+    are rows deferred by quiet hours once they fall due: nothing else sends those. Rows
     stuck in `sending` (a worker died mid-send) go back to queued: the local outbox stores
     each delivery once whatever happens, a provider may see a rare second attempt.
     """
@@ -242,12 +359,21 @@ def sweep(db: Database, stuck_after: timedelta) -> dict[str, list[int]]:
             )
             .values(status=DeliveryStatus.queued.value, last_error="worker lost mid-send")
         )
+        # Deferred rows (quiet hours) are offered as soon as they fall due; any queued row
+        # still waiting `stuck_after` after it was queued or fell due is offered again.
+        waiting_since = func.coalesce(Delivery.not_before, Delivery.queued_at)
         rows = session.execute(
             select(Delivery.id, Delivery.priority)
             .where(
                 Delivery.status == DeliveryStatus.queued.value,
-                Delivery.queued_at < cutoff,
-                (Delivery.claimed_at.is_(None)) | (Delivery.claimed_at < cutoff),
+                _due(now),
+                or_(
+                    Delivery.not_before > cutoff,
+                    and_(
+                        waiting_since < cutoff,
+                        (Delivery.claimed_at.is_(None)) | (Delivery.claimed_at < cutoff),
+                    ),
+                ),
             )
             .order_by(Delivery.id)
             .limit(10_000)

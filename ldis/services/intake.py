@@ -24,6 +24,7 @@ from ldis.domain.roles import Role
 from ldis.domain.rules import appearance_key, facts_from_stored
 from ldis.domain.substances import Vocabulary
 from ldis.services import audit, signals, vocabulary
+from ldis.services.areas import Locator
 from ldis.services.ports import TaskQueue
 from ldis.services.signals import similar_appearances
 from ldis.store.db import Database
@@ -86,6 +87,36 @@ def _areas(session: Session, reports: Iterable[tuple[int, ReportBody]]) -> dict[
     if not codes:
         return {}
     return dict(session.execute(select(Area.code, Area.id).where(Area.code.in_(codes))).all())
+
+
+def _locator(session: Session, reports: Iterable[tuple[int, ReportBody]]) -> Locator | None:
+    """For the reports giving a location but no area: the boundaries that may contain them."""
+    points = [
+        (point.lat, point.lon)
+        for _, r in reports
+        if not r.area and (point := r.location_point()) is not None
+    ]
+    return Locator(session, points) if points else None
+
+
+def _fill_area(
+    report: ReportBody, locator: Locator | None, area_ids: dict[str, int]
+) -> ReportBody | dict[str, str]:
+    """The report with the area found from its location, or what is wrong when it needs one
+    and no boundary contains the location."""
+    point = report.location_point()
+    if report.area or point is None or locator is None:
+        return report
+    area = locator.most_specific(point.lat, point.lon)
+    if area is not None:
+        area_ids[area.code] = area.id
+        return report.model_copy(update={"area": area.code})
+    if not report.needs_area:
+        return report
+    return {
+        "area": f"no area's boundary contains the location ({point.lat}, {point.lon}); "
+        "give the area code"
+    }
 
 
 def _appearance(report: ReportBody) -> str | None:
@@ -241,15 +272,23 @@ def _store(
 ) -> None:
     with db.transaction() as session:
         area_ids = _areas(session, valid)
+        locator = _locator(session, valid)
         vocab = vocabulary.current(session)
         prepared: list[Prepared] = []
-        for index, report in valid:
-            if report.area and report.area not in area_ids:
+        for index, given in valid:
+            if given.area and given.area not in area_ids:
                 result.rejected.append(
-                    {"index": index, "fields": {"area": f"unknown area code {report.area!r}"}}
+                    {"index": index, "fields": {"area": f"unknown area code {given.area!r}"}}
                 )
                 continue
-            prepared.append(_prepare(index, report, area_ids, vocab, actor.db_id))
+            report = _fill_area(given, locator, area_ids)
+            if isinstance(report, dict):
+                result.rejected.append({"index": index, "fields": report})
+                continue
+            item = _prepare(index, report, area_ids, vocab, actor.db_id)
+            # The fingerprint of what was sent, so a resend matches whatever area was found.
+            item.values["content_hash"] = given.content_hash()
+            prepared.append(item)
         known_keys, recent = _existing(session, prepared)
         fresh: list[Prepared] = []
         for item in prepared:

@@ -19,6 +19,7 @@ from ldis.web import (
     auth,
     bulk,
     health,
+    hygiene,
     outbox,
     preferences,
     reports,
@@ -75,6 +76,7 @@ def create_app(container: Container | None = None) -> Flask:
         audience.bp,
         preferences.bp,
         webhooks.bp,
+        hygiene.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -103,6 +105,10 @@ def _forms(app: Flask) -> None:
     """CSRF on every HTML form; the JSON API (bearer tokens, never cookies) is exempt."""
     csrf = CSRFProtect(app)
     csrf.exempt(api_bp)
+    # Twilio signs its webhooks instead; mail clients post RFC 8058 one-click unsubscribes
+    # with no token of ours (the signed link is the proof). Every other form keeps CSRF.
+    csrf.exempt(webhooks.bp)
+    csrf.exempt(preferences.one_click)
 
     @app.before_request
     def _protect_forms() -> None:

@@ -14,6 +14,7 @@ from ldis.domain.errors import NotFound, ValidationFailed
 from ldis.domain.photo import Photo
 from ldis.domain.principal import Principal
 from ldis.domain.reports import REPORT_KINDS
+from ldis.domain.roles import Role
 from ldis.services import intake, photos, report_pages, report_queries
 from ldis.web import report_display as display
 from ldis.web.access import current_web_principal, web_roles
@@ -49,8 +50,10 @@ def _not_found() -> ResponseReturnValue:
 
 
 @bp.get("/")
-@web_roles(*FILERS)
+@web_roles(*FILERS, Role.service_manager)
 def home() -> ResponseReturnValue:
+    if not _actor().has_any(*FILERS):  # a service's manager only: their services
+        return redirect(url_for("services.index"))
     return redirect(url_for("reports.index"))
 
 

@@ -1,7 +1,70 @@
-"""Pages: webhooks."""
+"""Twilio's webhooks. Open to the internet (`public`) but every request must carry Twilio's
+signature (`X-Twilio-Signature`: HMAC-SHA1 with our auth token over the URL Twilio called,
+which is LDIS_PUBLIC_URL + path, and the posted fields); anything else gets 403 and changes
+nothing. Without LDIS_TWILIO_AUTH_TOKEN no signature can be checked, so everything is
+refused. CSRF does not apply (Twilio holds no session); the signature is the proof."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from ldis.api.errors import error_response
+from ldis.services import inbound_sms, notices
+from ldis.settings import Settings
+from ldis.web.access import public
+from ldis.web.extensions import container
 
 bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Twilio-Signature"
+
+
+def signed_by_twilio(settings: Settings) -> bool:
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not settings.twilio_auth_token or not signature:
+        return False
+    url = settings.public_url + request.path
+    if request.query_string:
+        url += "?" + request.query_string.decode("latin-1")
+    return bool(RequestValidator(settings.twilio_auth_token).validate(url, request.form, signature))
+
+
+def _refused() -> Response:
+    return error_response(
+        403, "forbidden", "This webhook accepts only requests signed by Twilio for this URL."
+    )
+
+
+def _twiml(reply: str | None) -> Response:
+    answer = MessagingResponse()
+    if reply:
+        answer.message(reply)
+    return Response(str(answer), status=200, mimetype="application/xml")
+
+
+@bp.post("/webhooks/twilio/inbound")
+@public
+def inbound() -> ResponseReturnValue:
+    """A text someone sent to our number: STOP, START, HELP or a verification code."""
+    c = container()
+    if not signed_by_twilio(c.settings):
+        # Counted, not described: the body may hold a phone number.
+        log.warning("refused an unsigned or wrongly signed inbound SMS webhook")
+        return _refused()
+    form = request.form
+    outcome = inbound_sms.handle(
+        c.db,
+        sender=form.get("From", ""),
+        body=form.get("Body", ""),
+        message_sid=form.get("MessageSid", "") or form.get("SmsSid", ""),
+        help_reply=inbound_sms.help_text(c.settings.public_url, c.settings.mail_from),
+        secret=c.settings.secret(),
+        public_url=c.settings.public_url,
+    )
+    notices.enqueue_quietly(c.queue, list(outcome.notice_ids))
+    return _twiml(outcome.reply)

@@ -20,6 +20,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from ldis.bootstrap import Container, build
 from ldis.domain.recipients import DEFAULT_SERVICE_TYPES
@@ -100,12 +101,21 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     db: Container = request.getfixturevalue("container")
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with db.db.transaction() as session:
-        session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        # Reference data the migrations seed, put back as a new installation has it.
-        session.add_all(
-            ServiceType(code=code, label=label) for code, label in DEFAULT_SERVICE_TYPES
-        )
+    # The session's worker may still be sending what a test queued (a verification code,
+    # say): its row locks can deadlock the TRUNCATE, so try again after it finishes.
+    for attempt in range(5):
+        try:
+            with db.db.transaction() as session:
+                session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                # Reference data the migrations seed, put back as a new installation has it.
+                session.add_all(
+                    ServiceType(code=code, label=label) for code, label in DEFAULT_SERVICE_TYPES
+                )
+            break
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     vocabulary.forget()
 
 

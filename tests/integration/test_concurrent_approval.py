@@ -11,7 +11,7 @@ from ldis.bootstrap import Container
 from ldis.domain.errors import Conflict
 from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
-from ldis.services import alerts, recipients
+from ldis.services import alerts, areas, recipients
 from ldis.services.accounts import create_user
 from tests.integration.thin_path import ALERT, AREA
 
@@ -50,7 +50,7 @@ def person(container: Container, name: str, *roles: Role) -> Principal:
 @pytest.mark.parametrize("required", [1, 2])
 def test_simultaneous_approvals_write_deliveries_once(container: Container, required: int) -> None:
     admin = person(container, "admin", Role.admin)
-    recipients.create_area(container.db, admin, {"code": AREA, "name": "Selby"})
+    areas.create_area(container.db, admin, {"code": AREA, "name": "Selby"})
     service = recipients.create_service(
         container.db, admin, {"name": "S", "type": "pharmacy", "areas": [AREA]}
     )
@@ -65,6 +65,7 @@ def test_simultaneous_approvals_write_deliveries_once(container: Container, requ
                 "channels": ["email"],
                 "verified": True,
             },
+            sending=container.sending(),
         )
     drafter = person(container, "drafter", Role.panel)
     approvers = [person(container, f"approver{n}", Role.panel) for n in range(required + 1)]
