@@ -291,9 +291,8 @@ def deliver(
     retry: dict[int, int] = {}
     for item in claimed:
         if not item.address:
-            record(
-                db, item.delivery_id, SendResult(SendOutcome.permanent_error, error="no address"), 1
-            )
+            no_address = SendResult(SendOutcome.permanent_error, error="no address")
+            record(db, item.delivery_id, no_address, 1, links=links)
             continue
         by_channel[item.channel].append(compose(item, renderer, links))
     attempts = _attempts(db, [item.delivery_id for item in claimed])
@@ -308,7 +307,7 @@ def deliver(
         for message, result in zip(messages, results, strict=True):
             delivery_id = _delivery_id(message)
             tried = attempts.get(delivery_id, 1)
-            if record(db, delivery_id, result, tried):
+            if record(db, delivery_id, result, tried, links=links):
                 retry[delivery_id] = tried
     return retry
 

@@ -67,11 +67,15 @@ def load_demo(db: Database) -> Iterator[str]:
                 by_code[code] = Area(code=code, name=name, parent=by_code.get(parent or ""))
                 session.add(by_code[code])
                 yield f"area {code}"
-        existing_services = set(session.scalars(select(Service.name)))
+        existing_services = {s.name: s for s in session.scalars(select(Service))}
         for name, kind, codes, contacts in SERVICES:
+            # A stable ref, so the demo list exports to a CSV that imports again unchanged.
+            ref = "DEMO-" + "-".join(word[:4].upper() for word in name.split()[:3])
             if name in existing_services:
+                if existing_services[name].ref is None:  # loaded before services had refs
+                    existing_services[name].ref = ref
                 continue
-            service = Service(name=name, type=kind, areas=[by_code[c] for c in codes])
+            service = Service(ref=ref, name=name, type=kind, areas=[by_code[c] for c in codes])
             for contact_name, email, phone in contacts:
                 channels = [ContactChannel(channel="email", verified_at=now)]
                 if phone:

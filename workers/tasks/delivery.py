@@ -48,5 +48,6 @@ def sweep_deliveries() -> int:
         container.queue.enqueue_deliveries(ids, urgent=priority == "urgent")
     total = sum(len(ids) for ids in found.values())
     if total:
-        log.warning("sweeper re-enqueued %s stuck deliveries", total)
+        # Also deliveries whose quiet hours just ended, so this is information, not alarm.
+        log.info("sweeper re-enqueued %s deliveries (lost tasks or quiet hours ended)", total)
     return total
