@@ -37,21 +37,27 @@ def test_a_burst_of_callouts_becomes_one_cluster_signal(
     body = client.post("/api/v1/callouts", json=burst, headers=reporter).get_json()
     assert body["accepted"] == 7
 
-    def clustered() -> list[Signal]:
+    def biggest_cluster() -> tuple[Signal, int] | None:
+        """The cluster signal linking the most call-outs, once it links at least five: a
+        detection run may first see part of the burst (a smaller circle) before all of it."""
         with container.db.transaction() as session:
-            return list(session.scalars(select(Signal).where(Signal.kind == "cluster")))
+            rows = session.execute(
+                select(Signal, func.count(SignalReport.report_id))
+                .join(SignalReport, SignalReport.signal_id == Signal.id)
+                .where(Signal.kind == "cluster")
+                .group_by(Signal.id)
+                .order_by(func.count(SignalReport.report_id).desc())
+            ).all()
+            if rows and rows[0][1] >= 5:
+                session.expunge(rows[0][0])
+                return rows[0][0], rows[0][1]
+            return None
 
-    found = wait_for(clustered, timeout=30)
-    assert len(found) >= 1
-    signal = found[0]
+    found = wait_for(biggest_cluster, timeout=30)
+    assert found is not None, "no cluster signal linked five or more of the seven call-outs"
+    signal, linked = found
     assert "call-outs" in signal.summary and "expected" in signal.summary
-    with container.db.transaction() as session:
-        linked = session.scalar(
-            select(func.count())
-            .select_from(SignalReport)
-            .where(SignalReport.signal_id == signal.id)
-        )
-    assert linked is not None and linked >= 5
+    assert linked <= 7
     panel = people.headers("panel", Role.panel)
     listed = client.get("/api/v1/signals?status=open", headers=panel).get_json()
     cluster = next(s for s in listed if s["kind"] == "cluster")
