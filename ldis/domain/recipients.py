@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -234,26 +235,29 @@ def _address_check(channels: list[Channel], phone: str | None, email: str | None
         raise ValueError("channels: email needs an address in email")
 
 
+def _optional_email(value: str | None) -> str | None:
+    return normalise_email(value) if value else None
+
+
+def _optional_mobile(value: str | None) -> str | None:
+    return normalise_phone(value) if value else None
+
+
+# Blank means "none"; anything else must be a real address (shared by create and update).
+OptionalEmail = Annotated[str | None, AfterValidator(_optional_email)]
+OptionalMobile = Annotated[str | None, AfterValidator(_optional_mobile)]
+
+
 class ContactInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
     role: ContactRole = ContactRole.primary
-    email: str | None = None
-    phone: str | None = None
+    email: OptionalEmail = None
+    phone: OptionalMobile = None
     channels: list[Channel] = Field(min_length=1)
     quiet_hours: QuietHours | None = None
     verified: bool = False
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return normalise_email(value) if value else None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalise_phone(value) if value else None
 
     @field_validator("channels")
     @classmethod
@@ -274,20 +278,10 @@ class ContactUpdate(BaseModel):
 
     name: Name | None = None
     role: ContactRole | None = None
-    email: str | None = None
-    phone: str | None = None
+    email: OptionalEmail = None
+    phone: OptionalMobile = None
     channels: list[Channel] | None = Field(default=None, min_length=1)
     quiet_hours: QuietHours | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return normalise_email(value) if value else None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalise_phone(value) if value else None
 
     @field_validator("channels")
     @classmethod
