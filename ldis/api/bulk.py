@@ -3,9 +3,7 @@ docs/recipients-csv.md)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from flask import Response, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ldis.api.errors import UnsupportedMediaType
@@ -14,6 +12,7 @@ from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
 from ldis.services import recipients_bulk
 from ldis.web.access import api_roles, current_principal
+from ldis.web.bulk import csv_download
 from ldis.web.extensions import container
 
 __all__ = ["bp"]
@@ -60,13 +59,4 @@ def import_recipients() -> ResponseReturnValue:
 @bp.get("/recipients/export.csv")
 @api_roles(Role.admin)
 def export_recipients() -> ResponseReturnValue:
-    data = recipients_bulk.export_csv(container().db, current_principal())
-    name = f"ldis-recipients-{datetime.now(UTC):%Y-%m-%d}.csv"
-    return Response(
-        data,
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",  # staff contact details: no copies in caches
-        },
-    )
+    return csv_download(recipients_bulk.export_csv(container().db, current_principal()))

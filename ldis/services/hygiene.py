@@ -99,6 +99,34 @@ def _link(public_url: str, path: str) -> str:
     return f"{public_url.rstrip('/')}{path}" if public_url else f"the page {path} in ldis"
 
 
+def _email_people(
+    session: Session,
+    service_id: int,
+    service_name: str,
+    *,
+    purpose: str,
+    dedupe_key: str,
+    subject: str,
+    body: str,
+) -> list[int]:
+    """Queue one e-mail per person responsible for the service (`recipients_for`), signed
+    for that person; `dedupe_key` gets their user id, so a repeat writes nothing."""
+    ids = []
+    for recipient in recipients_for(session, service_id):
+        notice_id = notices.queue_notice(
+            session,
+            dedupe_key=f"{dedupe_key}:{recipient.user_id}",
+            purpose=purpose,
+            channel="email",
+            recipient=recipient.email,
+            subject=subject,
+            text=f"{body}\n\n{_signature(recipient, service_name)}",
+        )
+        if notice_id is not None:
+            ids.append(notice_id)
+    return ids
+
+
 def check_reachable(
     session: Session, service_id: int, reason: str, *, public_url: str = ""
 ) -> list[int]:
@@ -111,26 +139,20 @@ def check_reachable(
         return []
     today = datetime.now(UTC).date().isoformat()
     why = REASONS.get(reason, "a contact can no longer be reached")
-    ids = []
-    for recipient in recipients_for(session, service_id):
-        text = (
+    ids = _email_people(
+        session,
+        service_id,
+        service.name,
+        purpose="manager_alert",
+        dedupe_key=f"unreachable:{service_id}:{today}",
+        subject=f"{service.name} can no longer receive drug alerts",
+        body=(
             f"{service.name} has no contact left who can receive drug alerts: {why}.\n\n"
             "Until a contact is added or fixed, alerts for the service's areas will not reach "
             "it. Please add a contact, or ask a colleague to confirm their mobile number or "
-            f"e-mail address, at {_link(public_url, f'/services/{service_id}')}.\n\n"
-            f"{_signature(recipient, service.name)}"
-        )
-        notice_id = notices.queue_notice(
-            session,
-            dedupe_key=f"unreachable:{service_id}:{today}:{recipient.user_id}",
-            purpose="manager_alert",
-            channel="email",
-            recipient=recipient.email,
-            subject=f"{service.name} can no longer receive drug alerts",
-            text=text,
-        )
-        if notice_id is not None:
-            ids.append(notice_id)
+            f"e-mail address, at {_link(public_url, f'/services/{service_id}')}."
+        ),
+    )
     if ids:
         audit.record(
             session,
@@ -181,26 +203,20 @@ def flag_failure(
     )
     service_name = contact.service.name
     today = now.date().isoformat()
-    ids = []
-    for recipient in recipients_for(session, contact.service_id):
-        text = (
+    ids = _email_people(
+        session,
+        contact.service_id,
+        service_name,
+        purpose="manager_alert",
+        dedupe_key=f"channel-failed:{contact.id}:{channel}:{today}",
+        subject=f"A contact at {service_name} needs checking",
+        body=(
             f"{label} to a contact at {service_name} cannot be delivered: {failure.reason}.\n\n"
             "The contact is flagged and gets no more alerts on this channel until it is fixed. "
             "Please check their details, then clear the flag, at "
-            f"{_link(public_url, '/hygiene')}.\n\n"
-            f"{_signature(recipient, service_name)}"
-        )
-        notice_id = notices.queue_notice(
-            session,
-            dedupe_key=f"channel-failed:{contact.id}:{channel}:{today}:{recipient.user_id}",
-            purpose="manager_alert",
-            channel="email",
-            recipient=recipient.email,
-            subject=f"A contact at {service_name} needs checking",
-            text=text,
-        )
-        if notice_id is not None:
-            ids.append(notice_id)
+            f"{_link(public_url, '/hygiene')}."
+        ),
+    )
     session.flush()
     return ids + check_reachable(session, contact.service_id, "failed", public_url=public_url)
 
@@ -250,29 +266,22 @@ def review_reminders(
 def _remind(session: Session, service: Service, month: str, public_url: str) -> list[int]:
     last = service.confirmed_at or service.created_at
     confirmed = "were last confirmed" if service.confirmed_at else "were entered"
-    ids = []
-    for recipient in recipients_for(session, service.id):
-        text = (
+    return _email_people(
+        session,
+        service.id,
+        service.name,
+        purpose="review",
+        dedupe_key=f"review:{service.id}:{month}",
+        subject=f"Yearly check: are {service.name}'s details still right?",
+        body=(
             f"Please check the details ldis holds for {service.name}: the areas it covers, the "
             "alerts it wants and its contacts (names, mobile numbers, e-mail addresses). They "
             f"{confirmed} on {last:%-d %B %Y}. National guidance asks every local drug "
             "information system to review its distribution lists at least once a year.\n\n"
             f"Open {_link(public_url, f'/services/{service.id}')}, fix anything out of date "
-            "and confirm the details.\n\n"
-            f"{_signature(recipient, service.name)}"
-        )
-        notice_id = notices.queue_notice(
-            session,
-            dedupe_key=f"review:{service.id}:{month}:{recipient.user_id}",
-            purpose="review",
-            channel="email",
-            recipient=recipient.email,
-            subject=f"Yearly check: are {service.name}'s details still right?",
-            text=text,
-        )
-        if notice_id is not None:
-            ids.append(notice_id)
-    return ids
+            "and confirm the details."
+        ),
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -182,19 +182,23 @@ def apply() -> ResponseReturnValue:
     return redirect(url_for("bulk.upload"))
 
 
-@bp.get("/recipients/export.csv")
-@web_roles(Role.admin)
-def export() -> ResponseReturnValue:
-    data = recipients_bulk.export_csv(container().db, _actor())
+def csv_download(data: str | bytes) -> Response:
+    """The recipients export as a dated attachment (used by this page and the API)."""
     name = f"ldis-recipients-{datetime.now(UTC):%Y-%m-%d}.csv"
     return Response(
         data,
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
+            "Cache-Control": "no-store",  # staff contact details: no copies in caches
         },
     )
+
+
+@bp.get("/recipients/export.csv")
+@web_roles(Role.admin)
+def export() -> ResponseReturnValue:
+    return csv_download(recipients_bulk.export_csv(container().db, _actor()))
 
 
 @bp.errorhandler(CSRFError)
