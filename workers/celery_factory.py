@@ -42,6 +42,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options=transport_options,
         worker_hijack_root_logger=False,
         imports=(
+            "workers.tasks.alerts",
             "workers.tasks.delivery",
             "workers.tasks.hygiene",
             "workers.tasks.maintenance",
@@ -63,6 +64,12 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "ldis.escalate_signals",
                 "schedule": 300.0,
                 "options": {"queue": URGENT_QUEUE},
+            },
+            # Expiry takes effect within a minute; the review reminder the same.
+            "alert-lifecycle": {
+                "task": "ldis.alert_lifecycle",
+                "schedule": 60.0,
+                "options": {"queue": STANDARD_QUEUE},
             },
             "recompute-clusters": {
                 "task": "ldis.recompute_clusters",

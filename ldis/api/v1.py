@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from ldis.api.body import json_body
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import alerts, intake, report_queries, signals, vocabulary
+from ldis.services import intake, report_queries, signals, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 
@@ -34,54 +34,6 @@ def file_report() -> ResponseReturnValue:
 @api_roles(Role.reporter, Role.panel, Role.admin)
 def get_report(report_id: int) -> ResponseReturnValue:
     return jsonify(intake.get_report(container().db, current_principal(), report_id))
-
-
-@bp.post("/alerts")
-@api_roles(Role.panel)
-def draft_alert() -> ResponseReturnValue:
-    c = container()
-    return created(
-        alerts.draft_alert(c.db, current_principal(), json_body(), templates=c.templates())
-    )
-
-
-@bp.post("/alerts/<int:alert_id>/submit")
-@api_roles(Role.panel)
-def submit_alert(alert_id: int) -> ResponseReturnValue:
-    json_body(optional=True)
-    return jsonify(alerts.submit_alert(container().db, current_principal(), alert_id))
-
-
-@bp.post("/alerts/<int:alert_id>/approve")
-@api_roles(Role.panel)
-def approve_alert(alert_id: int) -> ResponseReturnValue:
-    json_body(optional=True)
-    c = container()
-    return jsonify(
-        alerts.approve_alert(
-            c.db,
-            current_principal(),
-            alert_id,
-            required=c.settings.approvals_required,
-            queue=c.queue,
-        )
-    )
-
-
-@bp.post("/alerts/<int:alert_id>/reject")
-@api_roles(Role.panel)
-def reject_alert(alert_id: int) -> ResponseReturnValue:
-    body = json_body()
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str):
-        raise ValidationFailed({"reason": "say why the alert is rejected"})
-    return jsonify(alerts.reject_alert(container().db, current_principal(), alert_id, reason))
-
-
-@bp.get("/alerts/<int:alert_id>")
-@api_roles(Role.panel, Role.admin)
-def get_alert(alert_id: int) -> ResponseReturnValue:
-    return jsonify(alerts.get_alert(container().db, current_principal(), alert_id))
 
 
 @bp.get("/reports")

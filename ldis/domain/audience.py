@@ -170,6 +170,8 @@ class AudienceQuery(BaseModel):
     level: AlertLevel = AlertLevel.professional
     kind: AlertKind = AlertKind.drug_alert
     include_neighbours: bool = False
+    # Only these services, whatever their areas (an exercise's chosen participants).
+    service_ids: list[int] = Field(default_factory=list, max_length=500)
 
     @field_validator("areas", "service_types")
     @classmethod

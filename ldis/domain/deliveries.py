@@ -16,12 +16,16 @@ class DeliveryStatus(StrEnum):
     sent = "sent"  # the provider accepted it
     delivered = "delivered"  # the provider confirmed delivery to the handset or mailbox
     failed = "failed"  # permanently failed; the contact needs attention
+    # Not sent because the alert was withdrawn, expired or replaced by an update first.
+    cancelled = "cancelled"
 
 
 # Only these moves are legal; workers apply them with conditional updates so that two
 # workers (or a retry racing a sweeper) can never both send the same delivery.
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.queued: frozenset({DeliveryStatus.sending, DeliveryStatus.failed}),
+    DeliveryStatus.queued: frozenset(
+        {DeliveryStatus.sending, DeliveryStatus.failed, DeliveryStatus.cancelled}
+    ),
     DeliveryStatus.sending: frozenset(
         {
             DeliveryStatus.sent,
@@ -33,6 +37,7 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.sent: frozenset({DeliveryStatus.delivered, DeliveryStatus.failed}),
     DeliveryStatus.delivered: frozenset(),
     DeliveryStatus.failed: frozenset(),
+    DeliveryStatus.cancelled: frozenset(),
 }
 
 

@@ -8,6 +8,7 @@ where they agree, so the discussion starts from the differences rather than a bl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from statistics import median
 from typing import Annotated
@@ -152,3 +153,31 @@ def panel_view(grades: list[GradeInput]) -> PanelView | None:
         unanimous=max(counts.values()) == len(grades),
         disagreements=disagreements,
     )
+
+
+class DecisionInput(BaseModel):
+    """The panel's decision on a case; the RAG defaults to that of the grades' median."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    reasons: Reasons
+    rag: Rag | None = None
+
+
+RAG_LABELS = {Rag.red: "Red", Rag.amber: "Amber", Rag.green: "Green"}
+
+# Every case gets a response (a decision) within 48 hours of being seen; urgent ones (a red
+# signal, a report naming a red-list substance) within hours.
+RESPONSE_HOURS = 48
+URGENT_RESPONSE_HOURS = 4
+
+
+def response_due(first_seen: datetime, urgent: bool) -> datetime:
+    """When the panel's response to a case first seen at `first_seen` is due."""
+    return first_seen + timedelta(hours=URGENT_RESPONSE_HOURS if urgent else RESPONSE_HOURS)
+
+
+def is_overdue(due: datetime, now: datetime, responded_at: datetime | None) -> bool:
+    """Still waiting for the panel's response after it was due (answered cases are not)."""
+    return responded_at is None and now > due

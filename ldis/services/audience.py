@@ -107,6 +107,8 @@ def _resolve(session: Session, query: AudienceQuery) -> Audience:
     # Services in scope (by area and type); a semi-join, so several areas never repeat one.
     covering = select(ServiceArea.service_id).where(among(session, ServiceArea.area_id, in_scope))
     scope: ColumnElement[bool] = Service.id.in_(covering)
+    if query.service_ids:
+        scope = Service.id.in_(query.service_ids)
     if query.service_types:
         scope = and_(scope, Service.type.in_(query.service_types))
     services = sorted(

@@ -21,6 +21,7 @@ from ldis.domain.alerts import AlertKind
 from ldis.domain.deliveries import DeliveryStatus, sources_of
 from ldis.domain.hygiene import recipient_failure, send_blocked
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
+from ldis.messages.context import is_exercise, message_context, template_for
 from ldis.messages.render import Renderer
 from ldis.services import hygiene
 from ldis.services.links import Links
@@ -180,19 +181,32 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
         ]
 
 
-def compose(item: Claimed, renderer: Renderer, links: Links) -> OutgoingMessage:
+def compose(
+    item: Claimed,
+    renderer: Renderer,
+    links: Links,
+    *,
+    purpose: str | None = None,
+    exercise: bool | None = None,
+) -> OutgoingMessage:
+    """Render one delivery through the same context builder as the approvers' preview.
+
+    `purpose` (alert, update, withdrawal) defaults from the version number and `exercise`
+    from the content; a withdrawal is always rendered with the withdrawal template."""
     preferences = links.preferences_url(item.contact_id, item.link_version)
-    context = {
-        "alert": item.content,
-        "fields": item.content.get("fields", {}),
-        "version": item.version,
-        "is_update": item.version > 1,
-        "reference": f"LDIS-{item.alert_id}-v{item.version}",
-        "ack_url": links.ack_url(item.delivery_id),
-        "contact_name": item.contact_name,
-        "preferences_url": preferences,
-    }
-    rendered = renderer.render(item.channel, item.template, context)
+    purpose = purpose or ("update" if item.version > 1 else "alert")
+    context = message_context(
+        item.content,
+        alert_id=item.alert_id,
+        version=item.version,
+        purpose=purpose,
+        exercise=is_exercise(item.content) if exercise is None else exercise,
+        ack_url=links.ack_url(item.delivery_id),
+        previous_version=item.version - 1 if item.version > 1 else None,
+        contact_name=item.contact_name,
+        preferences_url=preferences,
+    )
+    rendered = renderer.render(item.channel, template_for(purpose, item.template), context)
     headers = {}
     if item.channel == "email":
         headers["Message-ID"] = f"<delivery-{item.delivery_id}@ldis>"

@@ -14,21 +14,21 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import AlertKind, AlertLevel
 from ldis.domain.audience import AudienceQuery, not_before
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.services.audience import resolve
-from ldis.store.models import AlertVersion, Delivery
+from ldis.store.models import AlertVersion, Contact, Delivery
 from ldis.store.models.base import utcnow
 
 
 def audience_query(version: AlertVersion) -> AudienceQuery:
     """The audience question an approved version asks. Its content was validated when it
     was drafted, so it is taken as stored (older versions lack kind and neighbours), never
-    refused at the moment of sending."""
+    refused at the moment of sending. An exercise reaches only its participating services."""
     content = version.content
     return AudienceQuery.model_construct(
         areas=[str(code).strip().upper() for code in content.get("areas", [])],
@@ -36,27 +36,113 @@ def audience_query(version: AlertVersion) -> AudienceQuery:
         level=AlertLevel(version.level),
         kind=AlertKind(content.get("kind", AlertKind.drug_alert.value)),
         include_neighbours=bool(content.get("include_neighbours", False)),
+        service_ids=[int(i) for i in content.get("participants", [])]
+        if content.get("exercise")
+        else [],
+    )
+
+
+# Earlier messages that reached (or may have reached) their contact.
+_REACHED = (
+    DeliveryStatus.sending.value,
+    DeliveryStatus.sent.value,
+    DeliveryStatus.delivered.value,
+)
+
+
+def _earlier_recipients(
+    session: Session, alert_id: int, before_version: int, statuses: tuple[str, ...]
+) -> list[tuple[int, str, time | None, time | None]]:
+    """(contact, channel, quiet hours) of earlier versions' deliveries in `statuses`."""
+    rows = session.execute(
+        select(Delivery.contact_id, Delivery.channel, Contact.quiet_start, Contact.quiet_end)
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .where(
+            Delivery.alert_id == alert_id,
+            Delivery.version < before_version,
+            Delivery.status.in_(statuses),
+        )
+        .distinct()
+    ).all()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def cancel_queued(session: Session, alert_id: int, *, reason: str) -> int:
+    """Stop what has not gone yet (withdrawn, expired, or replaced by an update)."""
+    return int(
+        session.execute(
+            update(Delivery)
+            .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.queued.value)
+            .values(status=DeliveryStatus.cancelled.value, last_error=reason)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+Targets = dict[tuple[int, str], tuple[time | None, time | None]]
+
+
+def delivery_targets(
+    session: Session,
+    alert_id: int,
+    version: AlertVersion,
+    *,
+    include_earlier_recipients: bool = False,
+    only_earlier_recipients: bool = False,
+) -> Targets:
+    """{(contact, channel): quiet hours} a version goes to. The approval writes exactly
+    these, and the approvers' preview counts exactly these.
+
+    An update goes to its own audience plus everyone an earlier version was meant for
+    (`include_earlier_recipients`); a withdrawal only to those earlier versions reached
+    (`only_earlier_recipients`)."""
+    targets: Targets = {}
+    if not only_earlier_recipients:
+        audience = resolve(session, audience_query(version))
+        for contact, channel in audience.pairs():
+            targets[(contact.contact_id, channel)] = (contact.quiet_start, contact.quiet_end)
+    if include_earlier_recipients or only_earlier_recipients:
+        statuses = (
+            _REACHED
+            if only_earlier_recipients
+            else (*_REACHED, DeliveryStatus.queued.value, DeliveryStatus.cancelled.value)
+        )
+        for contact_id, channel, start, end in _earlier_recipients(
+            session, alert_id, version.version, statuses
+        ):
+            targets.setdefault((contact_id, channel), (start, end))
+    return targets
+
+
+def version_targets(session: Session, alert_id: int, version: AlertVersion) -> Targets:
+    """Whom a version goes to, by its purpose: an update reaches its audience and every
+    earlier recipient; a withdrawal only those earlier versions reached."""
+    return delivery_targets(
+        session,
+        alert_id,
+        version,
+        include_earlier_recipients=version.purpose == "update",
+        only_earlier_recipients=version.purpose == "withdrawal",
     )
 
 
 def write_deliveries(
     session: Session, alert_id: int, version: AlertVersion, *, now: datetime | None = None
 ) -> int:
-    """Insert one queued delivery per reachable (contact, channel); return the count."""
-    audience = resolve(session, audience_query(version))
+    """Insert one queued delivery per (contact, channel) of `version_targets`; return the
+    count."""
     now = now or utcnow()
+    targets = version_targets(session, alert_id, version)
     # Many contacts share the same quiet hours: work out each pair's end once.
     ends: dict[tuple[time | None, time | None], datetime | None] = {}
     rows = []
-    for contact, channel in audience.pairs():
-        key = (contact.quiet_start, contact.quiet_end)
+    for (contact_id, channel), key in targets.items():
         if key not in ends:
             ends[key] = not_before(version.priority, *key, now)
         rows.append(
             {
                 "alert_id": alert_id,
                 "version": version.version,
-                "contact_id": contact.contact_id,
+                "contact_id": contact_id,
                 "channel": channel,
                 "priority": version.priority,
                 "status": DeliveryStatus.queued.value,

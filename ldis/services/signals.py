@@ -253,25 +253,33 @@ def change_status(
         signal = session.get(Signal, signal_id, with_for_update=True)
         if signal is None:
             raise NotFound(f"No signal {signal_id}.")
-        if status not in MOVES[signal.status]:
-            raise Conflict(f"A signal that is {signal.status} cannot become {status}.")
-        live = _live(session, signal.key) if status in OPEN_STATUSES else None
-        if live is not None and live.id != signal.id:
-            raise Conflict("Another live signal has the same subject; merge them instead.")
-        now = datetime.now(UTC)
-        signal.status, signal.reason = status, (reason or "").strip()[:1000] or None
-        signal.reviewed_at = signal.updated_at = now
-        audit.record(
-            session,
-            actor_id=actor.user_id,
-            action="signal.status",
-            entity="signal",
-            entity_id=signal.id,
-            status=status,
-            reason=signal.reason,
-        )
+        move(session, actor.user_id, signal, status, reason)
         session.flush()
         return signal_view(session, signal)
+
+
+def move(
+    session: Session, actor_id: int | None, signal: Signal, status: str, reason: str | None
+) -> None:
+    """Change a (locked) signal's status inside the caller's transaction, audited; Conflict
+    when its status does not allow the move. Also used by the panel's decisions."""
+    if status not in MOVES[signal.status]:
+        raise Conflict(f"A signal that is {signal.status} cannot become {status}.")
+    live = _live(session, signal.key) if status in OPEN_STATUSES else None
+    if live is not None and live.id != signal.id:
+        raise Conflict("Another live signal has the same subject; merge them instead.")
+    now = datetime.now(UTC)
+    signal.status, signal.reason = status, (reason or "").strip()[:1000] or None
+    signal.reviewed_at = signal.updated_at = now
+    audit.record(
+        session,
+        actor_id=actor_id,
+        action="signal.status",
+        entity="signal",
+        entity_id=signal.id,
+        status=status,
+        reason=signal.reason,
+    )
 
 
 def merge(db: Database, actor: Principal, signal_id: int, into_id: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from ldis.store.models import (
     ServiceManager,
 )
 from ldis.web.app import create_app
+from tests.integration.cases import decided_report
 from workers.channels import build_senders
 
 TWILIO_TOKEN = "twilio-auth-token-for-tests"
@@ -187,6 +188,7 @@ def send_alert(
         "priority": "urgent",
         "kind": kind,
         "areas": [area_code],
+        "report_id": decided_report(container, drafter, area_code),
         "fields": {
             "summary": "Green tablets marked OC 80 contain metonitazene.",
             "advice": "Carry extra naloxone.",

@@ -8,6 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from ldis.domain.roles import Role
+from tests.integration.cases import decided_report_via
 from tests.integration.conftest import People
 from tests.integration.thin_path import ALERT, AREA, NEAR_MISS
 
@@ -133,7 +134,10 @@ def _awaiting(client: FlaskClient, people: People) -> tuple[int, dict[str, str]]
     admin = people.headers("admin", Role.admin)
     client.post("/api/v1/areas", json={"code": AREA, "name": "Selby"}, headers=admin)
     drafter = people.headers("drafter", Role.panel)
-    alert = client.post("/api/v1/alerts", json=ALERT, headers=drafter).get_json()
+    report_id = decided_report_via(client, drafter, AREA)
+    alert = client.post(
+        "/api/v1/alerts", json={**ALERT, "report_id": report_id}, headers=drafter
+    ).get_json()
     return alert["id"], drafter
 
 
@@ -142,7 +146,7 @@ def test_alert_state_conflicts(client: FlaskClient, people: People) -> None:
     other = people.headers("other", Role.panel)
     # Approving a draft (not yet submitted) is the wrong state.
     assert_error(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=other), 409, "conflict")
-    # Only the drafter submits their draft.
+    # Only an author submits their draft.
     assert_error(client.post(f"/api/v1/alerts/{alert_id}/submit", headers=other), 403, "forbidden")
     assert client.post(f"/api/v1/alerts/{alert_id}/submit", headers=drafter).status_code == 200
     assert_error(client.post(f"/api/v1/alerts/{alert_id}/submit", headers=drafter), 409, "conflict")

@@ -34,6 +34,7 @@ from ldis.store.models import (
     Service,
     ServiceArea,
 )
+from tests.integration.cases import decided_report_via
 from tests.integration.conftest import People
 from tests.integration.webpages import Web, error_beside, summary_links, text
 
@@ -360,7 +361,10 @@ def test_approval_writes_deliveries_for_exactly_the_previewed_pairs(
         for contact in service["contacts"]
         for channel in contact["channels"]
     }
-    alert = client.post("/api/v1/alerts", json=ALERT, headers=drafter).get_json()
+    report_id = decided_report_via(client, drafter, "SELBY")
+    alert = client.post(
+        "/api/v1/alerts", json={**ALERT, "report_id": report_id}, headers=drafter
+    ).get_json()
     assert client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=drafter).status_code == 200
     for name in ("approver1", "approver2"):
         approved = client.post(

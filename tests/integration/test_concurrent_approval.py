@@ -13,6 +13,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.services import alerts, areas, recipients
 from ldis.services.accounts import create_user
+from tests.integration.cases import decided_report
 from tests.integration.thin_path import ALERT, AREA
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,8 @@ def test_simultaneous_approvals_write_deliveries_once(container: Container, requ
         )
     drafter = person(container, "drafter", Role.panel)
     approvers = [person(container, f"approver{n}", Role.panel) for n in range(required + 1)]
-    alert = alerts.draft_alert(container.db, drafter, ALERT, templates=container.templates())
+    body = {**ALERT, "report_id": decided_report(container, drafter, AREA)}
+    alert = alerts.draft_alert(container.db, drafter, body, templates=container.templates())
     alerts.submit_alert(container.db, drafter, alert["id"])
     for approver in approvers[: required - 1]:
         alerts.approve_alert(

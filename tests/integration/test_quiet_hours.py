@@ -18,6 +18,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.services import alerts, delivery
 from ldis.store.models import Area, Contact, ContactChannel, Delivery, Service, ServiceArea
+from tests.integration.cases import decided_report_via
 from tests.integration.conftest import People, wait_for
 
 pytestmark = pytest.mark.integration
@@ -88,6 +89,7 @@ def _draft(client: FlaskClient, people: People, priority: str) -> int:
         "title": "Xylazine in heroin",
         "priority": priority,
         "areas": ["SELBY"],
+        "report_id": decided_report_via(client, drafter, "SELBY"),
         "fields": {"summary": "Wounds reported.", "advice": "Seek wound care early."},
     }
     alert = client.post("/api/v1/alerts", json=body, headers=drafter).get_json()

@@ -20,6 +20,7 @@ from ldis.domain.verification import MAX_ATTEMPTS, code_hash
 from ldis.services import alerts, email_links, verification
 from ldis.services.accounts import create_user
 from ldis.store.models import AuditEvent, ContactChannel, Delivery, Notice, OutboxMessage
+from tests.integration.cases import decided_report
 from tests.integration.conftest import People, wait_for
 from tests.integration.test_contacts_api import PERSON
 from tests.integration.test_services_api import (  # noqa: F401  (notice_queue: autouse)
@@ -402,7 +403,10 @@ def test_an_unverified_channel_receives_nothing(
 
     drafter, approver = panel("drafter"), panel("approver")
     alert = alerts.draft_alert(
-        container.db, drafter, {**ALERT, "areas": ["SELBY"]}, templates=container.templates()
+        container.db,
+        drafter,
+        {**ALERT, "areas": ["SELBY"], "report_id": decided_report(container, drafter, "SELBY")},
+        templates=container.templates(),
     )
     alerts.submit_alert(container.db, drafter, alert["id"])
     alerts.approve_alert(container.db, approver, alert["id"], required=1, queue=NoticeQueue())

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from tests.integration.cases import decide_over_http
+
 AREA = "SELBY"
 NEAR_MISS = {
     "kind": "near_miss",
@@ -75,7 +77,9 @@ def run_thin_path(
     assert [(s["kind"], s["severity"]) for s in report["signals"]] == [("presentation", "amber")]
     assert report["location"] == {"lat": 53.959, "lon": -1.082}, "location is rounded on storage"
 
-    status, alert = call("POST", "/api/v1/alerts", drafter, ALERT)
+    # Nothing goes out before the panel has graded the case and decided to alert.
+    decide_over_http(call, drafter, "report", report["id"])
+    status, alert = call("POST", "/api/v1/alerts", drafter, {**ALERT, "report_id": report["id"]})
     assert status == 201 and alert["status"] == "draft" and alert["version"] == 1, alert
     alert_id = alert["id"]
     status, submitted = call("POST", f"/api/v1/alerts/{alert_id}/submit", drafter)

@@ -4,6 +4,7 @@ from ldis.store.models.alerts import Alert, AlertApproval, AlertVersion
 from ldis.store.models.audit import AuditEvent
 from ldis.store.models.base import Base
 from ldis.store.models.deliveries import Delivery, Notice, OutboxMessage
+from ldis.store.models.panel import Grade, PanelDecision
 from ldis.store.models.people import ApiToken, User, UserRole
 from ldis.store.models.recipients import (
     Area,
@@ -38,8 +39,10 @@ __all__ = [
     "ContactChannel",
     "ContactUnsubscription",
     "Delivery",
+    "Grade",
     "Notice",
     "OutboxMessage",
+    "PanelDecision",
     "Report",
     "ReportPhoto",
     "ReportSubstance",
