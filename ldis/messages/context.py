@@ -25,6 +25,15 @@ def is_exercise(content: Mapping[str, Any]) -> bool:
     return bool(content.get("exercise")) or content.get("kind") == AlertKind.exercise.value
 
 
+def previous_version_of(content: Mapping[str, Any], version: int) -> int | None:
+    """The version an update or withdrawal follows: the live one when it was written
+    (stored as `previous_version`), else the one before it for older content."""
+    stored = content.get("previous_version")
+    if isinstance(stored, int) and not isinstance(stored, bool):
+        return stored
+    return version - 1 if version > 1 else None
+
+
 def template_for(purpose: str, chosen: str) -> str:
     """The template a version is rendered with: the drafter's choice, except a withdrawal,
     which always gets the system's withdrawal notice."""

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
+from ldis.messages.context import is_exercise, previous_version_of
 from ldis.messages.preview import Preview, preview_version
 from ldis.messages.render import Renderer, TemplateError, TemplateFieldMissing
 from ldis.services.alert_views import load_alert
@@ -38,9 +39,9 @@ def render_version(
         alert_id=alert_id,
         version=version.version,
         purpose=version.purpose,
-        exercise=bool(version.content.get("exercise")),
+        exercise=is_exercise(version.content),
         public_url=public_url,
-        previous_version=version.version - 1 if version.version > 1 else None,
+        previous_version=previous_version_of(version.content, version.version),
     )
 
 

@@ -238,6 +238,8 @@ def edit_alert(
         _check_draft(session, draft, templates, now)
         before = version.content
         _fill_version(version, draft)
+        if "previous_version" in before:
+            version.content = {**version.content, "previous_version": before["previous_version"]}
         _set_alert_fields(alert, draft)
         version.revision += 1
         if actor.user_id not in version.author_ids:
@@ -540,6 +542,9 @@ def revise_alert(
             author_ids=[actor.user_id],
         )
         _fill_version(version, draft)
+        if _live(alert):
+            # Messages quote the version this one updates (rejected tries in between aside).
+            version.content = {**version.content, "previous_version": alert.live_version}
         session.add(version)
         _set_alert_fields(alert, draft)
         alert.current_version = number
@@ -592,6 +597,7 @@ def withdraw_alert(db: Database, actor: Principal, alert_id: int, reason: str) -
         live = alert.version_row(alert.live_version)
         content = dict(live.content)
         content["fields"] = {**live.content.get("fields", {}), "withdrawal_reason": reason}
+        content["previous_version"] = live.version
         number = _next_version_number(session, alert.id)
         session.add(
             AlertVersion(

@@ -21,8 +21,13 @@ from ldis.domain.alerts import AlertKind
 from ldis.domain.deliveries import DeliveryStatus, sources_of
 from ldis.domain.hygiene import recipient_failure, send_blocked
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
-from ldis.messages.context import is_exercise, message_context, template_for
-from ldis.messages.render import Renderer
+from ldis.messages.context import (
+    is_exercise,
+    message_context,
+    previous_version_of,
+    template_for,
+)
+from ldis.messages.render import Renderer, TemplateError
 from ldis.services import hygiene
 from ldis.services.links import Links
 from ldis.services.ports import Sender
@@ -74,6 +79,7 @@ class Claimed:
     content: dict[str, Any]
     contact_id: int
     link_version: int  # for the contact's own preferences link
+    purpose: str = "alert"  # the version's: alert, update or withdrawal
 
 
 def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
@@ -176,6 +182,7 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
                 content=v.content,
                 contact_id=c.id,
                 link_version=c.link_version,
+                purpose=v.purpose,
             )
             for d, c, v in rows
         ]
@@ -191,10 +198,10 @@ def compose(
 ) -> OutgoingMessage:
     """Render one delivery through the same context builder as the approvers' preview.
 
-    `purpose` (alert, update, withdrawal) defaults from the version number and `exercise`
-    from the content; a withdrawal is always rendered with the withdrawal template."""
+    `purpose` (alert, update, withdrawal) defaults to the version's and `exercise` to
+    the content's; a withdrawal is always rendered with the withdrawal template."""
     preferences = links.preferences_url(item.contact_id, item.link_version)
-    purpose = purpose or ("update" if item.version > 1 else "alert")
+    purpose = purpose or item.purpose
     context = message_context(
         item.content,
         alert_id=item.alert_id,
@@ -202,7 +209,7 @@ def compose(
         purpose=purpose,
         exercise=is_exercise(item.content) if exercise is None else exercise,
         ack_url=links.ack_url(item.delivery_id),
-        previous_version=item.version - 1 if item.version > 1 else None,
+        previous_version=previous_version_of(item.content, item.version),
         contact_name=item.contact_name,
         preferences_url=preferences,
     )
@@ -308,7 +315,14 @@ def deliver(
             no_address = SendResult(SendOutcome.permanent_error, error="no address")
             record(db, item.delivery_id, no_address, 1, links=links)
             continue
-        by_channel[item.channel].append(compose(item, renderer, links))
+        try:
+            by_channel[item.channel].append(compose(item, renderer, links))
+        except TemplateError as exc:
+            # Drafts are rendered before approval, so this is a template changed since:
+            # fail loudly rather than send a blank or half-filled message.
+            log.error("delivery %s not rendered: %s", item.delivery_id, exc)
+            broken = SendResult(SendOutcome.permanent_error, error=f"template error: {exc}")
+            record(db, item.delivery_id, broken, 1, links=links)
     attempts = _attempts(db, [item.delivery_id for item in claimed])
     for channel, messages in by_channel.items():
         sender = senders.get(channel)

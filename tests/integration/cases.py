@@ -32,7 +32,7 @@ def near_miss(area: str) -> dict[str, Any]:
         "occurred_at": "2026-11-21T23:40:00Z",
         "suspected_substances": ["heroin"],
         "naloxone_doses": 1,
-        "outcome": "recovered",
+        "outcome": "recovered_on_scene",
         "source": {"type": "outreach", "name": "Outreach team"},
     }
 

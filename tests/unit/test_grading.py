@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,13 +11,18 @@ from hypothesis import strategies as st
 
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.grading import (
+    RESPONSE_HOURS,
+    URGENT_RESPONSE_HOURS,
     Decision,
+    DecisionInput,
     GradeInput,
     Likelihood,
     Rag,
     Severity,
+    is_overdue,
     panel_view,
     rag,
+    response_due,
     risk_score,
 )
 from ldis.domain.validation import parse
@@ -81,3 +87,37 @@ def test_panel_view_shows_agreement_and_differences() -> None:
     assert panel_view([]) is None
     same = panel_view([one, one])
     assert same is not None and same.unanimous
+
+
+moments = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+@given(moments, st.booleans())
+def test_urgent_cases_are_due_sooner(first_seen: datetime, urgent: bool) -> None:
+    due = response_due(first_seen, urgent)
+    hours = URGENT_RESPONSE_HOURS if urgent else RESPONSE_HOURS
+    assert due - first_seen == timedelta(hours=hours)
+    assert response_due(first_seen, True) < response_due(first_seen, False)
+    assert due.tzinfo is not None
+
+
+def test_response_targets_and_overdue() -> None:
+    seen = datetime(2026, 11, 21, 23, 40, tzinfo=UTC)
+    assert (RESPONSE_HOURS, URGENT_RESPONSE_HOURS) == (48, 4)
+    assert response_due(seen, urgent=False) == datetime(2026, 11, 23, 23, 40, tzinfo=UTC)
+    assert response_due(seen, urgent=True) == datetime(2026, 11, 22, 3, 40, tzinfo=UTC)
+    due = response_due(seen, urgent=True)
+    assert not is_overdue(due, due, None)
+    assert is_overdue(due, due + timedelta(seconds=1), None)
+    # Answered, even late, is no longer waiting.
+    assert not is_overdue(due, due + timedelta(days=3), due + timedelta(hours=1))
+
+
+def test_a_decision_names_its_bad_fields_and_the_rag_is_optional() -> None:
+    chosen = parse(DecisionInput, {"decision": "formal_alert", "reasons": " Deaths. "})
+    assert chosen.rag is None and chosen.reasons == "Deaths."
+    with pytest.raises(ValidationFailed) as caught:
+        parse(DecisionInput, {"decision": "alert", "rag": "purple", "extra": 1})
+    assert set(caught.value.fields) == {"decision", "rag", "reasons", "extra"}

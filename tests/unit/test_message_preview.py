@@ -87,12 +87,15 @@ def test_as_dict_is_json_ready() -> None:
     assert data["template"] == "public"
     assert set(data["channels"]) == {"sms", "email"}
     sms = data["channels"]["sms"]
+    cost = shown.channel("sms").sms
+    assert cost is not None and cost.segments == 4 and cost.warning
+    assert sms["text"] == shown.channel("sms").text
     assert sms["sms"] == {
         "encoding": "UCS-2",
         "units": len(sms["text"]),
-        "segments": shown.channel("sms").sms.segments,  # type: ignore[union-attr]
+        "segments": 4,
         "non_gsm": ["\u2019"],
-        "warning": None,
+        "warning": cost.warning,
     }
     assert data["channels"]["email"]["sms"] is None
     assert data["channels"]["email"]["subject"].startswith("Drug alert")
@@ -168,7 +171,12 @@ def test_exercise_marking_shows_in_the_preview_and_its_cost() -> None:
 
 
 def claimed(
-    channel: str, body: dict[str, Any], *, version: int = 1, template: str = "public"
+    channel: str,
+    body: dict[str, Any],
+    *,
+    version: int = 1,
+    template: str = "public",
+    purpose: str | None = None,
 ) -> Claimed:
     return Claimed(
         delivery_id=4321,
@@ -181,6 +189,7 @@ def claimed(
         content=body,
         contact_id=8,
         link_version=1,
+        purpose=purpose or ("update" if version > 1 else "alert"),
     )
 
 
@@ -215,6 +224,8 @@ def test_compose_takes_the_purpose_and_exercise_it_is_given() -> None:
     assert default.text.startswith("UPDATE")
     withdrawn = compose(claimed("sms", body, version=2), renderer, links, purpose="withdrawal")
     assert "WITHDRAWN" in withdrawn.text and "LDIS-12-v1" in withdrawn.text
+    stored = compose(claimed("sms", body, version=3, purpose="withdrawal"), renderer, links)
+    assert "WITHDRAWN" in stored.text and "LDIS-12-v2" in stored.text
     exercise = compose(claimed("email", body), renderer, links, exercise=True)
     assert exercise.subject and exercise.subject.startswith("EXERCISE EXERCISE EXERCISE: ")
     assert exercise.text.startswith(EXERCISE_START)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ldis.domain.sms import GSM7_BASIC, SmsEncoding, sms_length
+from ldis.domain.sms import GSM7_BASIC, GSM7_EXTENDED, SmsEncoding, sms_length
 
 
 @pytest.mark.parametrize(
@@ -31,11 +31,44 @@ from ldis.domain.sms import GSM7_BASIC, SmsEncoding, sms_length
         # 66 units then an emoji: the surrogate pair moves whole to the next part.
         ("\u2019" + "a" * 65 + "😀" + "a" * 10, SmsEncoding.ucs2, 78, 2),
         ("£5 @ Ä ñ ü à É ß", SmsEncoding.gsm7, 16, 1),  # in the basic table
+        # An escape that ends exactly on the 160-septet limit still fits one segment.
+        ("a" * 158 + "€", SmsEncoding.gsm7, 160, 1),
+        ("a" * 159 + "€", SmsEncoding.gsm7, 161, 2),
+        # 151 + 2 fills the first part exactly; nothing moves.
+        ("a" * 151 + "€" + "a" * 153, SmsEncoding.gsm7, 306, 2),
+        # 306 septets, which naively fit 2 parts, need 3 once the escape cannot split.
+        ("a" * 152 + "{" + "a" * 152, SmsEncoding.gsm7, 306, 3),
+        ("a" * 459, SmsEncoding.gsm7, 459, 3),
+        ("a" * 460, SmsEncoding.gsm7, 460, 4),
+        ("a" * 70 + "\u2019", SmsEncoding.ucs2, 71, 2),
+        # An emoji that takes the 70th and 71st unit makes a second segment.
+        ("\u2019" + "a" * 68 + "😀", SmsEncoding.ucs2, 71, 2),
+        ("\u2019" + "a" * 67 + "😀", SmsEncoding.ucs2, 70, 1),
+        # 134 units naively fit 2 x 67; the pair cannot split, so it takes 3.
+        ("\u2019" + "a" * 65 + "😀" + "a" * 66, SmsEncoding.ucs2, 134, 3),
+        # In UCS-2 an extension character is one unit like any other.
+        ("\u2019" + "€" * 69, SmsEncoding.ucs2, 70, 1),
+        ("\n" * 160, SmsEncoding.gsm7, 160, 1),  # line breaks are GSM-7, one septet each
     ],
 )
 def test_segments(text: str, encoding: SmsEncoding, units: int, segments: int) -> None:
     length = sms_length(text)
     assert (length.encoding, length.units, length.segments) == (encoding, units, segments)
+
+
+@pytest.mark.parametrize("char", sorted(GSM7_EXTENDED))
+def test_every_extension_character_costs_two_septets(char: str) -> None:
+    length = sms_length("a" + char)
+    assert (length.encoding, length.units) == (SmsEncoding.gsm7, 3)
+    assert sms_length("a" * 158 + char).segments == 1  # 160 septets: one message
+    assert sms_length("a" * 159 + char).segments == 2
+    assert sms_length("a" * 152 + char + "a" * 152).segments == 3
+
+
+@pytest.mark.parametrize("char", ["\u201c", "\u201d", "\u2018", "\u2014", "\u2013", "\u2026", "`"])
+def test_typographic_characters_are_not_gsm7(char: str) -> None:
+    length = sms_length("Carry naloxone" + char)
+    assert length.encoding is SmsEncoding.ucs2 and length.non_gsm == (char,)
 
 
 def test_the_characters_that_forced_ucs2_are_named_once() -> None:

@@ -83,6 +83,8 @@ def content(kind: AlertKind = AlertKind.drug_alert, **extra: str) -> dict[str, A
             "priority": "urgent",
             "areas": ["YORK-C", "YORK-N"],
             "fields": {**FIELDS[kind], **extra},
+            # An exercise goes only to the services taking part, and says so by its flag.
+            **({"exercise": True, "participants": [3]} if kind is AlertKind.exercise else {}),
         }
     )
     return draft.content()
@@ -93,16 +95,18 @@ def context(
     *,
     purpose: str = "alert",
     version: int | None = None,
-    exercise: bool = False,
+    exercise: bool | None = None,
     contact: bool = True,
 ) -> dict[str, Any]:
+    """The context of a send; an exercise alert is marked as one unless told otherwise."""
     number = version or (1 if purpose == "alert" else 2)
+    body = body if body is not None else content()
     return message_context(
-        body if body is not None else content(),
+        body,
         alert_id=12,
         version=number,
         purpose=purpose,
-        exercise=exercise,
+        exercise=is_exercise(body) if exercise is None else exercise,
         ack_url=ACK_URL,
         previous_version=number - 1 if number > 1 else None,
         contact_name="Duty worker" if contact else None,
@@ -129,8 +133,9 @@ def parts(channel: str, template: str, ctx: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_drafter_is_offered_every_template_but_the_withdrawal() -> None:
-    assert renderer.templates() == frozenset(DRAFTER_TEMPLATES)
-    assert renderer.templates(include_system=True) == frozenset(ALL_TEMPLATES)
+    offered = renderer.templates()
+    assert set(DRAFTER_TEMPLATES) <= offered and WITHDRAWAL_TEMPLATE not in offered
+    assert renderer.templates(include_system=True) == offered | {WITHDRAWAL_TEMPLATE}
 
 
 def test_a_withdrawal_always_gets_the_withdrawal_template() -> None:
@@ -179,7 +184,15 @@ def test_renders_for_every_channel_kind_and_purpose(
         assert sms_length(rendered.text).encoding is SmsEncoding.gsm7
         if used != "public":
             assert ACK_URL in rendered.text
-        assert rendered.text.endswith("Reply STOP to opt out")
+        stop = "Reply STOP to opt out"
+        if ctx["exercise"]:  # the exercise alert is marked, the marker ends it
+            assert rendered.text.startswith(EXERCISE_START)
+            assert rendered.text.endswith(f"{stop}\n{EXERCISE_END}")
+        else:
+            assert rendered.text.endswith(stop) and "EXERCISE" not in rendered.text
+    if kind is AlertKind.exercise:
+        assert rendered.text.startswith(EXERCISE_START)
+        assert rendered.subject is None or rendered.subject.startswith(EXERCISE_SUBJECT_PREFIX)
 
 
 @pytest.mark.parametrize("template", ALL_TEMPLATES)
@@ -206,8 +219,10 @@ def test_professional_alert_carries_the_standing_clinical_wording() -> None:
             "Local Drug Information System",
         ):
             assert words in text, words
+    # The SMS keeps to what saves a life in the first minutes (the e-mail has the rest), so
+    # that a typical alert fits in three segments.
     sms = renderer.render("sms", "professional", ctx).text
-    for words in ("pinpoint pupils", "blue lips", "Call 999", "naloxone", "extra doses"):
+    for words in ("call 999", "naloxone", "extra doses"):
         assert words in sms, words
 
 
@@ -267,7 +282,7 @@ def test_professional_sms_fits_three_segments_for_a_short_alert(kind: AlertKind)
         "summary": "Green OC 80 tablets sold as oxycodone contain metonitazene, a nitazene.",
         "advice": "Carry extra naloxone: more than one dose may be needed.",
     }
-    text = renderer.render("sms", "professional", context(body)).text
+    text = renderer.render("sms", "professional", context(body, exercise=False)).text
     assert sms_length(text).segments <= WARN_OVER_SEGMENTS
 
 
@@ -465,6 +480,7 @@ def test_exercise_marker_is_gsm7_and_escaped_in_html() -> None:
 def test_exercise_is_known_by_flag_or_by_kind() -> None:
     assert is_exercise(content(AlertKind.exercise))
     assert is_exercise({**content(), "exercise": True})
+    assert is_exercise({**content(), "kind": "exercise"})  # stored before the flag existed
     assert not is_exercise(content(AlertKind.drug_alert))
 
 
