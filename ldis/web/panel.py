@@ -15,6 +15,8 @@ from ldis.domain.grading import (
     CRITERIA,
     DECISION_LABELS,
     RAG_LABELS,
+    RESPONSE_HOURS,
+    URGENT_RESPONSE_HOURS,
     Confirmation,
     Decision,
     Level,
@@ -223,6 +225,7 @@ def _page(
         error_map=dict(errors or []),
         conflict=conflict,
         draft_link=draft_link,
+        response_hours=URGENT_RESPONSE_HOURS if view["urgent"] else RESPONSE_HOURS,
     ), code
 
 
@@ -253,7 +256,7 @@ def _decide(subject: str, case_id: int) -> ResponseReturnValue:
     if subject == "signal" and result["case"]["status"] == "dismissed":
         message += " The signal is dismissed."
     flash(message, "changed")
-    return redirect(url_for(f"panel.{subject}_case", case_id=case_id, _anchor="decision"))
+    return redirect(url_for(f"panel.{subject}_case", case_id=case_id, _anchor="current-decision"))
 
 
 @bp.get("/panel/signals/<int:case_id>")

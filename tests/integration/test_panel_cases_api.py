@@ -5,6 +5,7 @@ targets, and who may do what."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from ldis.bootstrap import Container
+from ldis.domain.errors import ValidationFailed
 from ldis.domain.grading import RESPONSE_HOURS, URGENT_RESPONSE_HOURS
+from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.services import panel_cases
 from ldis.store.models import AuditEvent, Grade, PanelDecision, Report, Signal
@@ -344,3 +347,40 @@ def test_validation_names_the_fields(
     not_json = client.post(f"{path}/decision", data="decision", headers=p1)
     assert not_json.status_code == 415
     assert count(container, PanelDecision) == 0
+
+
+def test_a_first_grade_sent_twice_at_once_keeps_one_row(
+    client: FlaskClient, people: People, container: Container, case: dict[str, Any]
+) -> None:
+    people.headers("panel1", Role.panel)
+    member = Principal(people.ids["panel1"], "panel1@example.org", frozenset({Role.panel}))
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def send(likelihood: int) -> None:
+        start.wait()
+        try:
+            results.append(
+                panel_cases.grade_case(
+                    container.db,
+                    member,
+                    "signal",
+                    case["signal"],
+                    GRADE | {"likelihood": likelihood},
+                )
+            )
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in (3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r["replaced"] for r in results) == [False, True]
+    assert count(container, Grade) == 1
+    with pytest.raises(ValidationFailed) as caught:
+        panel_cases.grade_case(container.db, member, "alert", case["signal"], GRADE)
+    assert set(caught.value.fields) == {"subject"}

@@ -85,6 +85,7 @@ def test_members_grade_and_see_the_grades_side_by_side(web: Web, case: dict[str,
     assert "<script" not in html
     assert "Nobody has graded this case yet" in html
     assert "A decision needs at least one grade" in html
+    assert "urgent: within 4 hours of being seen" in html and "Overdue" not in html
     assert f'href="/signals/{case["signal"]}"' in html  # back to the signal
     assert "<legend>Severity of harm</legend>" in html and checked(html, "severity") == []
 
@@ -159,7 +160,7 @@ def test_no_further_action_dismisses_the_signal(web: Web, case: dict[str, int]) 
         "decision",
         {"decision": "no_further_action", "rag": "green", "decision_reasons": "Known batch."},
     )
-    assert decided.status_code == 302 and decided.headers["Location"].endswith("#decision")
+    assert decided.status_code == 302 and decided.headers["Location"].endswith("#current-decision")
     html = text(ann.get(page))
     assert "Decision recorded: no further action. The signal is dismissed." in html
     assert "Current decision: <strong>No further action</strong>" in html
