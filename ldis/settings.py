@@ -64,6 +64,15 @@ class Settings(BaseModel):
     delivery_batch_size: int = Field(default=100, ge=1, le=1000)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     stuck_after_seconds: float = Field(default=120.0, gt=0)
+    # Messages per second handed to each provider account, shared by every worker (a token
+    # bucket in Redis when the broker is Redis; per process on the embedded broker).
+    sms_rate_per_second: float = Field(default=30.0, gt=0, le=10_000)
+    email_rate_per_second: float = Field(default=50.0, gt=0, le=10_000)
+    # Transient failures (timeouts, 5xx, 429) are retried with backoff up to this many tries.
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    # An urgent alert no contact at a service has acknowledged within this many minutes goes
+    # to the service's backup contacts; after as long again, to the panel as "not reached".
+    escalate_after_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # A red signal nobody has looked at within this many minutes is escalated.
     signal_escalate_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # Each service is asked to confirm its details this often (the yearly list review).

@@ -3,7 +3,13 @@
 from ldis.store.models.alerts import Alert, AlertApproval, AlertVersion
 from ldis.store.models.audit import AuditEvent
 from ldis.store.models.base import Base
-from ldis.store.models.deliveries import Delivery, Notice, OutboxMessage
+from ldis.store.models.deliveries import (
+    Delivery,
+    DeliveryAttempt,
+    Escalation,
+    Notice,
+    OutboxMessage,
+)
 from ldis.store.models.panel import Grade, PanelDecision
 from ldis.store.models.people import ApiToken, User, UserRole
 from ldis.store.models.recipients import (
@@ -39,6 +45,8 @@ __all__ = [
     "ContactChannel",
     "ContactUnsubscription",
     "Delivery",
+    "DeliveryAttempt",
+    "Escalation",
     "Grade",
     "Notice",
     "OutboxMessage",

@@ -28,7 +28,8 @@ class Delivery(Base):
     priority: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(default=0)
-    provider_id: Mapped[str | None] = mapped_column(String(100))
+    # Status callbacks find their delivery by the provider's message id.
+    provider_id: Mapped[str | None] = mapped_column(String(100), index=True)
     last_error: Mapped[str | None] = mapped_column(String(500))
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Not to be sent before this time (a standard alert waiting out the contact's quiet hours).
@@ -37,6 +38,43 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
+    # How it was acknowledged: link (the /ack page) or sms (an ACK reply).
+    acknowledged_via: Mapped[str | None] = mapped_column(String(20))
+    # The provider's last word from a status callback (queued, sent, delivered, undelivered...).
+    provider_status: Mapped[str | None] = mapped_column(String(30))
+
+
+class DeliveryAttempt(Base):
+    """One try at sending a delivery and what came of it: the record behind retries."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # sent, transient_error, permanent_error, or reconciled (found already sent at the provider)
+    outcome: Mapped[str] = mapped_column(String(30))
+    error: Mapped[str | None] = mapped_column(String(500))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class Escalation(Base):
+    """An urgent alert a service has not acknowledged in time, passed up one stage: to the
+    service's backup contacts, then to the panel. Unique per stage: escalated once."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("alert_id", "version", "service_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(20))  # backup or panel
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    messages: Mapped[int] = mapped_column(default=0)
 
 
 class OutboxMessage(Base):
