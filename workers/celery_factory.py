@@ -44,6 +44,7 @@ def make_celery(settings: Settings) -> Celery:
         imports=(
             "workers.tasks.alerts",
             "workers.tasks.delivery",
+            "workers.tasks.escalation",
             "workers.tasks.hygiene",
             "workers.tasks.maintenance",
             "workers.tasks.notices",
@@ -70,6 +71,12 @@ def make_celery(settings: Settings) -> Celery:
                 "task": "ldis.alert_lifecycle",
                 "schedule": 60.0,
                 "options": {"queue": STANDARD_QUEUE},
+            },
+            # Urgent alerts no one at a service has acknowledged: backups, then the panel.
+            "escalate-alerts": {
+                "task": "ldis.escalate_alerts",
+                "schedule": 60.0,
+                "options": {"queue": URGENT_QUEUE},
             },
             "recompute-clusters": {
                 "task": "ldis.recompute_clusters",
