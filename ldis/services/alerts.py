@@ -527,7 +527,7 @@ def revise_alert(
             raise Conflict("The alert has expired; an expired alert cannot be revised.")
         status = next_status(AlertStatus(alert.status), AlertAction.revise, live=_live(alert))
         base = alert.version_row(alert.live_version or alert.current_version)
-        draft = parse(AlertDraft, body if body else _draft_body(alert, base))
+        draft = parse(AlertDraft, body if body else _draft_body(alert, base, now))
         if _live(alert) and draft.exercise != alert.exercise:
             raise ValidationFailed({"exercise": "cannot change once the alert has been sent"})
         _check_draft(session, draft, templates, now)
@@ -567,12 +567,14 @@ def revise_alert(
         return alert_view(session, alert)
 
 
-def _draft_body(alert: Alert, version: AlertVersion) -> dict[str, Any]:
-    """A stored version as a draft body again (older rows lack the newer keys)."""
+def _draft_body(alert: Alert, version: AlertVersion, now: datetime) -> dict[str, Any]:
+    """A stored version as a draft body again (older rows lack the newer keys). A review
+    date already passed is dropped: reviewing is why one revises, and a new one is set."""
     allowed = set(AlertDraft.model_fields)
     body = {k: v for k, v in version.content.items() if k in allowed}
-    body["review_by"] = alert.review_by.isoformat() if alert.review_by else None
-    body["expires_at"] = alert.expires_at.isoformat() if alert.expires_at else None
+    for name in ("review_by", "expires_at"):
+        moment: datetime | None = getattr(alert, name)
+        body[name] = moment.isoformat() if moment and moment > now else None
     body["signal_id"], body["report_id"] = alert.signal_id, alert.report_id
     return body
 

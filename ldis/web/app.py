@@ -14,6 +14,7 @@ from ldis.api import errors as api_errors
 from ldis.bootstrap import Container, build
 from ldis.web import (
     ack,
+    alerts,
     areas,
     audience,
     auth,
@@ -72,6 +73,7 @@ def create_app(container: Container | None = None) -> Flask:
         reports.bp,
         signals.bp,
         panel.bp,
+        alerts.bp,
         areas.bp,
         services.bp,
         bulk.bp,
