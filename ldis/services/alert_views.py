@@ -294,3 +294,36 @@ def _summary(session: Session, alert: Alert) -> dict[str, Any]:
         "review_by": _iso(alert.review_by),
         "updated_at": _iso(alert.updated_at),
     }
+
+
+# Names the alert pages show beside the views above.
+
+
+def people_names(db: Database, actor: Principal, ids: set[int]) -> dict[int, str]:
+    """User id -> name for the given ids (authors, approvers); unknown ids are left out."""
+    actor.require(Role.panel, Role.admin)
+    if not ids:
+        return {}
+    with db.transaction() as session:
+        rows = session.execute(select(User.id, User.name).where(User.id.in_(sorted(ids))))
+        return {user_id: name for user_id, name in rows}
+
+
+def participant_choices(db: Database, actor: Principal) -> list[tuple[int, str]]:
+    """(id, name) of every service, by name: those a panel member may pick as an
+    exercise's participants (drafting is the panel's alone)."""
+    actor.require(Role.panel)
+    with db.transaction() as session:
+        rows = session.execute(select(Service.id, Service.name).order_by(Service.name, Service.id))
+        return [(service_id, name) for service_id, name in rows]
+
+
+def service_names(db: Database, actor: Principal, ids: list[int]) -> list[str]:
+    """The services' names in the order given; a removed service is named by its id."""
+    actor.require(Role.panel, Role.admin)
+    if not ids:
+        return []
+    with db.transaction() as session:
+        found = session.execute(select(Service.id, Service.name).where(Service.id.in_(ids)))
+        names = {service_id: name for service_id, name in found}
+    return [names.get(i, f"Service {i} (no longer listed)") for i in ids]

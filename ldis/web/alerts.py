@@ -1,7 +1,7 @@
-"""The panel's alert pages: the lists, the draft form with a preview of every channel, one
-alert with its exact messages, audience, approvals, deliveries and timing, the actions its
-state allows (each a POST with CSRF), its history, and the timing and acknowledgements
-report. Thin: every rule is in the use cases (`ldis.services.alerts`); the form and the
+"""The panel's alert pages, part one: the blueprint and what the pages share, the lists,
+and the draft form with a preview of every channel (new, edit and revise share it). One
+alert's page, its actions, history and report are in `ldis.web.alert_detail`, on the same
+blueprint. Thin: every rule is in the use cases (`ldis.services.alerts`); the form and the
 words are in `ldis.web.alert_forms`."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from ldis.domain.alerts import AlertDraft, check_dates
 from ldis.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -23,7 +22,6 @@ from ldis.messages.context import previous_version_of
 from ldis.messages.preview import preview_version
 from ldis.messages.render import TemplateError, TemplateFieldMissing
 from ldis.services import alert_messages, alert_views, alerts, audience, panel_cases, signals
-from ldis.store.models import Service, User
 from ldis.web import alert_forms as words
 from ldis.web.access import current_web_principal, web_roles
 from ldis.web.alert_forms import AlertForm
@@ -46,25 +44,10 @@ EMPTY = {
     "exercises": "No preparedness exercise has been drafted yet.",
 }
 EDITABLE = ("draft", "awaiting_approval")
-APPROVABLE = ("awaiting_approval", "withdrawal_requested")
 REVISABLE = ("approved", "rejected")
-# The e-mail HTML is shown alone in a sandboxed frame: no scripts, no loads, only styles.
-EMAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 AUDIENCE_SHOWN = 50
 Errors = dict[str, str]
 Summary = list[tuple[str, str]]
-
-
-def _actor() -> Principal:
-    principal = current_web_principal()
-    assert principal is not None, "web_roles lets only signed-in people through"
-    return principal
-
-
-def _not_found() -> ResponseReturnValue:
-    return render_template(
-        "error.html", title="Alert not found", message="There is no alert with that number."
-    ), 404
 
 
 @bp.app_template_filter("char_code")
@@ -73,35 +56,34 @@ def _char_code(char: str) -> str:
     return " ".join(f"U+{ord(c):04X}" for c in char)
 
 
-def _required() -> int:
+# What both modules' pages use.
+
+
+def current_actor() -> Principal:
+    principal = current_web_principal()
+    assert principal is not None, "web_roles lets only signed-in people through"
+    return principal
+
+
+def not_found() -> ResponseReturnValue:
+    return render_template(
+        "error.html", title="Alert not found", message="There is no alert with that number."
+    ), 404
+
+
+def approvals_required() -> int:
     return container().settings.approvals_required
 
 
-# Small reads the pages need besides the use cases' views.
+def load_alert(alert_id: int) -> dict[str, Any] | None:
+    try:
+        return alert_views.get_alert(container().db, current_actor(), alert_id)
+    except NotFound:
+        return None
 
 
-def _services() -> list[tuple[int, str]]:
-    """Every service by name, for the exercise's participants."""
-    with container().db.transaction() as session:
-        rows = session.execute(select(Service.id, Service.name).order_by(Service.name, Service.id))
-        return [(service_id, name) for service_id, name in rows]
-
-
-def _user_names(ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    with container().db.transaction() as session:
-        rows = session.execute(select(User.id, User.name).where(User.id.in_(sorted(ids))))
-        return {user_id: name for user_id, name in rows}
-
-
-def _service_names(ids: list[int]) -> list[str]:
-    if not ids:
-        return []
-    with container().db.transaction() as session:
-        found = session.execute(select(Service.id, Service.name).where(Service.id.in_(ids)))
-        names = {service_id: name for service_id, name in found}
-    return [names.get(i, f"Service {i} (no longer listed)") for i in ids]
+def version_of(view: dict[str, Any], number: int) -> dict[str, Any]:
+    return next(v for v in view["versions"] if v["version"] == number)
 
 
 # The lists.
@@ -113,15 +95,15 @@ def index() -> ResponseReturnValue:
     which = request.args.get("show") or "active"
     if which not in LISTS:
         which = "active"
-    rows = alert_views.list_alerts(container().db, _actor(), which)
+    rows = alert_views.list_alerts(container().db, current_actor(), which)
     return render_template(
         "alerts/list.html",
         which=which,
         lists=LISTS,
         empty=EMPTY[which],
         rows=rows,
-        required=_required(),
-        may_draft=_actor().has_any(Role.panel),
+        required=approvals_required(),
+        may_draft=current_actor().has_any(Role.panel),
         status_words=words.STATUS_WORDS,
         priority_words=words.PRIORITY_WORDS,
         level_labels=words.LEVEL_LABELS,
@@ -133,7 +115,12 @@ def index() -> ResponseReturnValue:
 
 def _choices(form: AlertForm) -> AlertForm:
     c = container()
-    form.set_choices(c.templates(), audience.form_choices(c.db, _actor()), _services())
+    actor = current_actor()
+    form.set_choices(
+        c.templates(),
+        audience.form_choices(c.db, actor),
+        alert_views.participant_choices(c.db, actor),
+    )
     return form
 
 
@@ -147,7 +134,7 @@ def _case(form: AlertForm) -> dict[str, Any] | None:
         if raw.isdigit():
             case["link"] = url_for(f"panel.{subject}_case", case_id=int(raw))
             try:
-                view = panel_cases.case_view(container().db, _actor(), subject, int(raw))
+                view = panel_cases.case_view(container().db, current_actor(), subject, int(raw))
             except (NotFound, ValidationFailed):
                 return case
             case.update(found=True, brief=view["case"], decision=view["decision"])
@@ -162,7 +149,7 @@ def _case_area(case: dict[str, Any] | None) -> str | None:
         area: str | None = case["brief"].get("area")
         return area
     try:
-        signal = signals.get_signal(container().db, _actor(), int(case["id"]))
+        signal = signals.get_signal(container().db, current_actor(), int(case["id"]))
     except NotFound:
         return None
     found: str | None = signal.get("area")
@@ -214,7 +201,7 @@ def _unsaved_preview(
         "service_ids": draft.participants if draft.exercise else [],
     }
     try:
-        result["audience"] = audience.preview(c.db, _actor(), query, limit=AUDIENCE_SHOWN)
+        result["audience"] = audience.preview(c.db, current_actor(), query, limit=AUDIENCE_SHOWN)
     except ValidationFailed as exc:
         problems |= exc.fields
     return (result if "messages" in result else None), problems
@@ -249,7 +236,7 @@ def _form_page(
         zone=words.zone_now(),
         decision_labels={d.value: label for d, label in DECISION_LABELS.items()},
         type_labels=form.type_labels,
-        required=_required(),
+        required=approvals_required(),
         status_words=words.STATUS_WORDS,
     ), code
 
@@ -277,7 +264,7 @@ def _handle_form(
     try:
         saved = save(body)
     except NotFound:
-        return _not_found()
+        return not_found()
     except ValidationFailed as exc:
         errors, summary = form.map_errors(exc.fields)
         return _form_page(form, mode=mode, view=view, errors=errors, summary=summary, code=422)
@@ -326,35 +313,24 @@ def new() -> ResponseReturnValue:
     form = _choices(AlertForm())
 
     def save(body: dict[str, Any]) -> dict[str, Any]:
-        return alerts.draft_alert(container().db, _actor(), body, **_templates_and_check())
+        return alerts.draft_alert(container().db, current_actor(), body, **_templates_and_check())
 
     return _handle_form(
         form, mode="new", save=save, alert_id=0, version=1, purpose="alert", previous=None
     )
 
 
-def _load(alert_id: int) -> dict[str, Any] | None:
-    try:
-        return alert_views.get_alert(container().db, _actor(), alert_id)
-    except NotFound:
-        return None
-
-
-def _version(view: dict[str, Any], number: int) -> dict[str, Any]:
-    return next(v for v in view["versions"] if v["version"] == number)
-
-
 @bp.route("/alerts/<int:alert_id>/edit", methods=["GET", "POST"])
 @web_roles(Role.panel)
 def edit(alert_id: int) -> ResponseReturnValue:
-    view = _load(alert_id)
+    view = load_alert(alert_id)
     if view is None:
-        return _not_found()
+        return not_found()
     if view["status"] not in EDITABLE or view["purpose"] == "withdrawal":
         state = words.STATUS_WORDS.get(view["status"], view["status"]).lower()
         flash(f"This alert cannot be edited now: it is {state}.", "error")
         return redirect(url_for("alerts.show", alert_id=alert_id))
-    current = _version(view, view["version"])
+    current = version_of(view, view["version"])
     if request.method == "GET":
         form = _choices(AlertForm(formdata=None))
         form.fill(current, view)
@@ -362,7 +338,9 @@ def edit(alert_id: int) -> ResponseReturnValue:
     form = _choices(AlertForm())
 
     def save(body: dict[str, Any]) -> dict[str, Any]:
-        return alerts.edit_alert(container().db, _actor(), alert_id, body, **_templates_and_check())
+        return alerts.edit_alert(
+            container().db, current_actor(), alert_id, body, **_templates_and_check()
+        )
 
     return _handle_form(
         form,
@@ -381,9 +359,9 @@ def edit(alert_id: int) -> ResponseReturnValue:
 def revise(alert_id: int) -> ResponseReturnValue:
     """A new version, filled in from the live one (or the rejected one): an UPDATE of a
     live alert, or a fresh try after a rejection."""
-    view = _load(alert_id)
+    view = load_alert(alert_id)
     if view is None:
-        return _not_found()
+        return not_found()
     if view["status"] not in REVISABLE:
         state = words.STATUS_WORDS.get(view["status"], view["status"]).lower()
         flash(f"A new version cannot be started now: the alert is {state}.", "error")
@@ -392,13 +370,13 @@ def revise(alert_id: int) -> ResponseReturnValue:
     number = max(v["version"] for v in view["versions"]) + 1
     if request.method == "GET":
         form = _choices(AlertForm(formdata=None))
-        form.fill(_version(view, view["live_version"] or view["version"]), view)
+        form.fill(version_of(view, view["live_version"] or view["version"]), view)
         return _form_page(form, mode="revise", view=view)
     form = _choices(AlertForm())
 
     def save(body: dict[str, Any]) -> dict[str, Any]:
         return alerts.revise_alert(
-            container().db, _actor(), alert_id, body, **_templates_and_check()
+            container().db, current_actor(), alert_id, body, **_templates_and_check()
         )
 
     return _handle_form(
@@ -411,292 +389,4 @@ def revise(alert_id: int) -> ResponseReturnValue:
         # An update quotes the live version it replaces (as `revise_alert` stores it).
         previous=view["live_version"] if live else previous_version_of({}, number),
         view=view,
-    )
-
-
-# One alert.
-
-
-def _approval(view: dict[str, Any], actor: Principal) -> str | None:
-    """Whether the actor may approve the current version: "yes", or why not."""
-    if not actor.has_any(Role.panel) or view["status"] not in APPROVABLE:
-        return None
-    if actor.user_id in view["author_ids"]:
-        return "author"
-    if actor.user_id in view["approver_ids"]:
-        return "already"
-    return "yes"
-
-
-def _actions(view: dict[str, Any], actor: Principal) -> dict[str, Any]:
-    panel = actor.has_any(Role.panel)
-    status = view["status"]
-    return {
-        "edit": panel and status in EDITABLE and view["purpose"] != "withdrawal",
-        "submit": panel and status == "draft" and actor.user_id in view["author_ids"],
-        "submit_not_author": panel
-        and status == "draft"
-        and actor.user_id not in view["author_ids"],
-        "approve": _approval(view, actor),
-        "reject": panel and status in APPROVABLE,
-        "revise": panel and status in REVISABLE,
-        "withdraw": panel and view["active"] and status != "withdrawal_requested",
-        "any": panel,
-    }
-
-
-def _detail(
-    alert_id: int,
-    *,
-    errors: Errors | None = None,
-    reasons: dict[str, str] | None = None,
-    code: int = 200,
-) -> ResponseReturnValue:
-    actor = _actor()
-    view = _load(alert_id)
-    if view is None:
-        return _not_found()
-    raw = request.args.get("version", "")
-    shown = int(raw) if raw.isdigit() else view["version"]
-    c = container()
-    try:
-        preview = alert_messages.preview_alert(
-            c.db,
-            actor,
-            alert_id,
-            renderer=c.renderer,
-            public_url=c.settings.public_url,
-            version=shown,
-        )
-    except ValidationFailed:
-        return _not_found()
-    version = _version(view, preview["version"])
-    people = set(view["approver_ids"]) | set(view["author_ids"])
-    for v in view["versions"]:
-        people |= set(v["author_ids"])
-    names = _user_names(people)
-    return render_template(
-        "alerts/detail.html",
-        view=view,
-        preview=preview,
-        shown=version,
-        current=preview["version"] == view["version"],
-        latest=_version(view, view["version"]),
-        names=names,
-        participants=_service_names(view["participants"]) if view["exercise"] else [],
-        actions=_actions(view, actor),
-        required=_required(),
-        errors=errors or {},
-        reasons=reasons or {},
-        timing=_timing(view["timing"]),
-        status_words=words.STATUS_WORDS,
-        state_words=words.STATE_WORDS,
-        purpose_words=words.PURPOSE_WORDS,
-        priority_words=words.PRIORITY_WORDS,
-        level_labels=words.LEVEL_LABELS,
-        kind_labels=words.ALL_KIND_LABELS,
-    ), code
-
-
-def _timing(timing: dict[str, Any]) -> dict[str, Any]:
-    seconds = timing["seconds"]
-    return {
-        "milestones": [
-            ("First report received", timing["first_report_at"]),
-            ("Signal raised (case first seen)", timing["signal_at"]),
-            ("Panel decision", timing["decided_at"]),
-            ("Approved", timing["approved_at"]),
-            ("First message sent", timing["first_delivery_at"]),
-            ("Last message sent", timing["last_delivery_at"]),
-        ],
-        "steps": [
-            (label, words.duration_words(seconds[key]))
-            for label, key in (
-                ("First report to signal", "report_to_signal"),
-                ("Signal to panel decision", "signal_to_decision"),
-                ("Panel decision to approval", "decision_to_approval"),
-                ("Approval to first message sent", "approval_to_first_delivery"),
-                ("Approval to last message sent", "approval_to_last_delivery"),
-            )
-        ],
-    }
-
-
-@bp.get("/alerts/<int:alert_id>")
-@web_roles(Role.panel, Role.admin)
-def show(alert_id: int) -> ResponseReturnValue:
-    return _detail(alert_id)
-
-
-@bp.get("/alerts/<int:alert_id>/versions/<int:version>/email.html")
-@web_roles(Role.panel, Role.admin)
-def email_html(alert_id: int, version: int) -> ResponseReturnValue:
-    """A version's e-mail HTML exactly as rendered, alone, for the page's sandboxed frame."""
-    c = container()
-    try:
-        preview = alert_messages.preview_alert(
-            c.db,
-            _actor(),
-            alert_id,
-            renderer=c.renderer,
-            public_url=c.settings.public_url,
-            version=version,
-        )
-    except (NotFound, ValidationFailed):
-        return _not_found()
-    html = ((preview["messages"].get("channels") or {}).get("email") or {}).get("html")
-    if not html:
-        return render_template(
-            "error.html",
-            title="No e-mail to show",
-            message=preview["render_error"] or "This version has no e-mail.",
-        ), 404
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = EMAIL_CSP
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
-
-
-def _back(alert_id: int, anchor: str | None = None) -> ResponseReturnValue:
-    return redirect(url_for("alerts.show", alert_id=alert_id, _anchor=anchor))
-
-
-@bp.post("/alerts/<int:alert_id>/submit")
-@web_roles(Role.panel)
-def submit(alert_id: int) -> ResponseReturnValue:
-    try:
-        alerts.submit_alert(container().db, _actor(), alert_id)
-    except NotFound:
-        return _not_found()
-    except (Forbidden, Conflict) as exc:
-        flash(exc.message, "error")
-        return _back(alert_id)
-    needed = _required()
-    flash(
-        f"Submitted for approval: it now needs {needed} "
-        f"{'approval' if needed == 1 else 'approvals'} from panel members who did not write it.",
-        "changed",
-    )
-    return _back(alert_id)
-
-
-@bp.post("/alerts/<int:alert_id>/approve")
-@web_roles(Role.panel)
-def approve(alert_id: int) -> ResponseReturnValue:
-    raw = request.form.get("revision", "").strip()
-    if not raw.isdigit():
-        flash("Reload the alert and read it again before approving.", "error")
-        return _back(alert_id)
-    c = container()
-    try:
-        view = alerts.approve_alert(
-            c.db,
-            _actor(),
-            alert_id,
-            required=c.settings.approvals_required,
-            queue=c.queue,
-            seen_revision=int(raw),
-        )
-    except NotFound:
-        return _not_found()
-    except (Forbidden, Conflict) as exc:
-        flash(exc.message, "error")
-        return _back(alert_id)
-    if view["status"] == "withdrawn":
-        message = "Approved: the alert is withdrawn and the withdrawal notice is being sent."
-    elif view["status"] == "approved":
-        total = view["deliveries"]["queued"]
-        message = f"Approved: the alert is being sent ({total} messages queued)."
-    else:
-        message = f"Your approval is recorded: {view['approvals']} of {_required()}."
-    flash(message, "changed")
-    return _back(alert_id)
-
-
-@bp.post("/alerts/<int:alert_id>/reject")
-@web_roles(Role.panel)
-def reject(alert_id: int) -> ResponseReturnValue:
-    reason = request.form.get("reject_reason", "")
-    try:
-        view = alerts.reject_alert(container().db, _actor(), alert_id, reason)
-    except NotFound:
-        return _not_found()
-    except ValidationFailed:
-        errors = {"reject_reason": "Enter why the alert is rejected"}
-        return _detail(alert_id, errors=errors, reasons={"reject_reason": reason}, code=422)
-    except (Forbidden, Conflict) as exc:
-        flash(exc.message, "error")
-        return _back(alert_id)
-    if view["status"] == "approved":
-        flash("The withdrawal was rejected: the alert stays live as it was.", "changed")
-    else:
-        flash("Rejected. Start a new version to try again.", "changed")
-    return _back(alert_id)
-
-
-@bp.post("/alerts/<int:alert_id>/withdraw")
-@web_roles(Role.panel)
-def withdraw(alert_id: int) -> ResponseReturnValue:
-    reason = request.form.get("withdraw_reason", "")
-    try:
-        alerts.withdraw_alert(container().db, _actor(), alert_id, reason)
-    except NotFound:
-        return _not_found()
-    except ValidationFailed as exc:
-        message = exc.fields.get("reason", "")
-        text = (
-            "Reason must be 1000 characters or fewer"
-            if "1000" in message
-            else "Enter why the alert is withdrawn"
-        )
-        errors = {"withdraw_reason": text}
-        return _detail(alert_id, errors=errors, reasons={"withdraw_reason": reason}, code=422)
-    except (Forbidden, Conflict) as exc:
-        flash(exc.message, "error")
-        return _back(alert_id)
-    needed = _required()
-    flash(
-        f"Withdrawal requested: it needs {needed} "
-        f"{'approval' if needed == 1 else 'approvals'} from other panel members before the "
-        "withdrawal notice goes out.",
-        "changed",
-    )
-    return _back(alert_id)
-
-
-# History and timing.
-
-
-@bp.get("/alerts/<int:alert_id>/history")
-@web_roles(Role.panel, Role.admin)
-def history(alert_id: int) -> ResponseReturnValue:
-    view = _load(alert_id)
-    if view is None:
-        return _not_found()
-    events = alert_views.history(container().db, _actor(), alert_id)
-    return render_template(
-        "alerts/history.html",
-        view=view,
-        events=[
-            (e, words.ACTION_WORDS.get(e["action"], e["action"]), words.detail_lines(e["detail"]))
-            for e in events
-        ],
-    )
-
-
-@bp.get("/alerts/<int:alert_id>/exercise")
-@web_roles(Role.panel, Role.admin)
-def exercise_report(alert_id: int) -> ResponseReturnValue:
-    view = _load(alert_id)
-    if view is None:
-        return _not_found()
-    acks = alert_views.acknowledgements(container().db, _actor(), alert_id)
-    return render_template(
-        "alerts/exercise.html",
-        view=view,
-        title="Exercise report" if view["exercise"] else "Timing and acknowledgements",
-        timing=_timing(view["timing"]),
-        acks=[(a, words.duration_words(a["seconds_after_sending"])) for a in acks],
-        participants=_service_names(view["participants"]) if view["exercise"] else [],
-        channel_words={"sms": "SMS", "email": "E-mail"},
     )

@@ -14,6 +14,7 @@ from ldis.api import errors as api_errors
 from ldis.bootstrap import Container, build
 from ldis.web import (
     ack,
+    alert_detail,  # noqa: F401 (its routes attach to alerts.bp, registered below)
     alerts,
     areas,
     audience,
