@@ -1,4 +1,5 @@
-"""Texts people send us (Twilio's inbound webhook): STOP, START, HELP, or a code reply.
+"""Texts people send us (Twilio's inbound webhook): STOP, START, HELP, ACK (confirming an
+alert arrived, `ldis.services.acknowledgements`), or a code reply.
 
 STOP and START change the sms channel of every contact with that number, in one
 transaction with their audit events, and are honoured at once (the claim before each send
@@ -7,7 +8,8 @@ answer those with nothing; a second reply would confuse and cost a message.
 
 Twilio retries a webhook it got no answer to. STOP and START are conditional updates, so a
 repeat changes nothing; any other text records its reply as a notice keyed on the
-MessageSid, and a repeat gets the same reply back without verifying anything twice.
+MessageSid, and a repeat gets the same reply back without verifying (or acknowledging)
+anything twice.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ldis.domain.deliveries import DeliveryStatus
-from ldis.domain.inbound import Keyword, keyword
+from ldis.domain.inbound import Keyword, acknowledgement, keyword
 from ldis.domain.recipients import normalise_phone
-from ldis.services import audit, hygiene, notices
+from ldis.services import acknowledgements, audit, hygiene, notices
 from ldis.services.verification import confirm_sms_reply
 from ldis.store.db import Database
 from ldis.store.models import Contact, ContactChannel, Notice, Service
@@ -85,7 +87,13 @@ def handle(
             if record_id is None:
                 earlier = session.scalar(select(Notice.text_body).where(Notice.dedupe_key == key))
                 return Inbound(earlier or None)
-        reply = help_reply if word is Keyword.help else _code_reply(session, phone, body, secret)
+        ack = acknowledgement(body) if word is None else None
+        if word is Keyword.help:
+            reply = help_reply
+        elif ack is not None:
+            reply = acknowledgements.acknowledge_sms(session, phone, ack).reply
+        else:
+            reply = _code_reply(session, phone, body, secret)
         if record_id is not None:
             # Sent by Twilio as our TwiML answer: recorded as sent so no worker sends it again.
             session.execute(

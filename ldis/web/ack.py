@@ -1,11 +1,12 @@
-"""One click in a message acknowledges it: no login, the link itself is signed."""
+"""One click in a message acknowledges it: no login, the link itself is signed. (A reply
+`ACK` to a text does the same: `ldis.services.inbound_sms`.)"""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 from flask.typing import ResponseReturnValue
 
-from ldis.services.delivery import acknowledge
+from ldis.services.acknowledgements import acknowledge
 from ldis.web.access import public
 from ldis.web.extensions import container
 

@@ -25,6 +25,8 @@ from ldis.web import (
     outbox,
     panel,
     preferences,
+    progress,
+    public,
     reports,
     services,
     signals,
@@ -75,6 +77,7 @@ def create_app(container: Container | None = None) -> Flask:
         signals.bp,
         panel.bp,
         alerts.bp,
+        progress.bp,
         areas.bp,
         services.bp,
         bulk.bp,
@@ -82,6 +85,7 @@ def create_app(container: Container | None = None) -> Flask:
         preferences.bp,
         webhooks.bp,
         hygiene.bp,
+        public.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -1,5 +1,5 @@
 """Inbound text keywords read as Twilio reads them (so our opt-outs agree with the carrier's),
-and the small rules behind self-service and hygiene: masking, which failures flag a contact,
+ACK replies that acknowledge an alert, and the small rules behind self-service and hygiene: masking, which failures flag a contact,
 which deliveries must not be sent, when a review is due."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ldis.domain.hygiene import (
     review_due,
     send_blocked,
 )
-from ldis.domain.inbound import Keyword, keyword
+from ldis.domain.inbound import AckRequest, Keyword, acknowledgement, keyword
 from ldis.domain.masking import mask_email, mask_phone
 
 
@@ -56,6 +56,74 @@ def test_help_words(body: str) -> None:
 )
 def test_anything_else_is_no_keyword(body: str) -> None:
     assert keyword(body) is None
+
+
+@pytest.mark.parametrize(
+    "body", ["ACK", "ack", " Ack. ", "ACK!", "Acknowledged", "acknowledge", "ACK ref"]
+)
+def test_ack_alone_acknowledges_the_latest_alert(body: str) -> None:
+    assert acknowledgement(body) == AckRequest()
+
+
+@pytest.mark.parametrize(
+    ("body", "alert_id", "version"),
+    [
+        ("ACK LDIS-12-v1", 12, 1),
+        ("ack ldis-12-V3", 12, 3),
+        ("ACK Ref LDIS-12-v1", 12, 1),
+        ("ACK LDIS12V1", 12, 1),
+        ("ACKLDIS-7-v2", 7, 2),
+        ("ACK LDIS-12", 12, None),
+        ("ACK 12", 12, None),
+        ("ack 12 v2", 12, 2),
+        ("Acknowledged LDIS-40-v1.", 40, 1),
+        ("LDIS-12-v1", 12, 1),
+        (" ldis 12 ", 12, None),
+        ("Ref LDIS-9-v4", 9, 4),
+        ("12", 12, None),
+        ("12v2", 12, 2),
+        ("99999", 99999, None),
+        ("ACK 123456", 123456, None),  # with ACK first, any number is an alert number
+    ],
+)
+def test_ack_with_a_reference_names_the_alert(
+    body: str, alert_id: int, version: int | None
+) -> None:
+    assert acknowledgement(body) == AckRequest(alert_id, version)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "   ",
+        "123456",  # a verification code, never an acknowledgement
+        "123 456",
+        "My code is 123456",
+        "12 13",
+        "ACK 12 13",
+        "ack, who is this?",
+        "thanks",
+        "STOP",
+        "HELP",
+        "LDIS",
+        "ACK LDIS",
+        "ACK LDIS-0-v1",
+        "LDIS-12-v0",
+        "0",
+        "back",
+        "package",
+    ],
+)
+def test_other_texts_are_no_acknowledgement(body: str) -> None:
+    assert acknowledgement(body) is None
+
+
+@pytest.mark.parametrize("body", ["STOP", "START", "HELP", "INFO", "YES"])
+def test_twilio_keywords_are_never_acknowledgements(body: str) -> None:
+    """Keywords are read first; an ACK parse of them must agree that they are not ACKs."""
+    assert keyword(body) is not None
+    assert acknowledgement(body) is None
 
 
 def test_phone_numbers_are_masked_in_the_middle() -> None:
