@@ -6,14 +6,13 @@ never a version nobody approved. The text is built from a whitelist of the versi
 (summary, advice, appearance, what changed) and the standing public wording of
 `alert_templates/shared/standing.j2`: professional fields, report data and names never
 appear. A withdrawn alert leaves the page at once but stays reachable as a CAP Cancel and
-stays in the feed, marked withdrawn, for `ENDED_FEED_DAYS`. Every XML document is built
-with lxml, never by pasting strings. Nothing here writes.
+stays in the feed, marked withdrawn, for `ENDED_FEED_DAYS`. The CAP and Atom documents
+are built in `ldis.services.public_xml`. Nothing here writes.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,31 +20,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader
-from lxml import etree
-from shapely.geometry import Polygon
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import AlertPriority, AlertStatus, VersionPurpose, VersionState
 from ldis.domain.errors import NotFound
-from ldis.messages.context import is_exercise, reference
-from ldis.services import panel_cases
+from ldis.messages.context import is_exercise
+from ldis.services import panel_cases, public_xml
+from ldis.services.public_xml import MAX_POLYGON_POINTS as MAX_POLYGON_POINTS  # re-export
 from ldis.store.db import Database
 from ldis.store.models import Alert, AlertVersion, Area, Grade
 
 PUBLIC_LEVEL = "public"
 ENDED_FEED_DAYS = 7  # a withdrawn or expired alert stays in the Atom feed this long
-MAX_POLYGON_POINTS = 100  # per CAP <polygon>; larger boundaries are simplified
 MAX_ALERTS = 200
-SENDER_NAME = "Local Drug Information System"
-CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
-ATOM_NS = "http://www.w3.org/2005/Atom"
 LISTING_PATH, PAGE_PATH = "/public-alerts", "/public-alerts/{id}"
 FEED_PATH, CAP_PATH = "/feeds/alerts.atom", "/feeds/alerts/{id}.cap.xml"
-# Characters XML 1.0 cannot carry; lxml refuses them, so they are dropped from user text.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 EVER = datetime.min.replace(tzinfo=UTC)
-SEVERITY = {"red": "Severe", "amber": "Moderate", "green": "Minor"}
 
 
 @dataclass(frozen=True)
@@ -127,49 +118,6 @@ class Document:
     updated: datetime
 
 
-def _child(
-    ns: str, parent: etree._Element, name: str, text: str | None = None, **attrs: str
-) -> etree._Element:
-    """A namespaced child element; text is set as text (escaped by lxml), minus characters
-    XML cannot carry."""
-    element = etree.SubElement(parent, f"{{{ns}}}{name}", attrs)
-    if text is not None:
-        element.text = _NOT_XML.sub("", text)
-    return element
-
-
-def cap_time(moment: datetime) -> str:
-    """CAP's dateTime: whole seconds and an offset, never "Z" (UTC is written -00:00)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "-00:00"
-
-
-def atom_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def cap_polygons(boundary: dict[str, Any] | None) -> list[str]:
-    """A GeoJSON Polygon or MultiPolygon (lon, lat) as CAP polygons ("lat,lon lat,lon ...",
-    closed): each part's outer ring, simplified to at most `MAX_POLYGON_POINTS` points."""
-    if not boundary or boundary.get("type") not in ("Polygon", "MultiPolygon"):
-        return []
-    parts = [boundary["coordinates"]]
-    if boundary["type"] == "MultiPolygon":
-        parts = list(boundary["coordinates"])
-    polygons = []
-    for rings in parts:
-        ring = [(float(p[0]), float(p[1])) for p in rings[0]]
-        tolerance = 0.0001  # degrees: about 10 m, doubled until the ring is small enough
-        while len(ring) > MAX_POLYGON_POINTS and tolerance < 10:
-            simpler = Polygon(ring).simplify(tolerance, preserve_topology=True)
-            if isinstance(simpler, Polygon) and not simpler.is_empty:
-                ring = [(x, y) for x, y, *_ in simpler.exterior.coords]
-            tolerance *= 2
-        if ring[0] != ring[-1]:
-            ring.append(ring[0])
-        polygons.append(" ".join(f"{round(lat, 5)},{round(lon, 5)}" for lon, lat in ring))
-    return polygons
-
-
 class PublicAlerts:
     """The published view of alerts, for one deployment's public URL and templates."""
 
@@ -190,7 +138,7 @@ class PublicAlerts:
         return self.base + CAP_PATH.format(id=alert_id)
 
     def identifier(self, alert_id: int, version: int) -> str:
-        return f"{self.sender}-{reference(alert_id, version)}"
+        return public_xml.cap_identifier(self.sender, alert_id, version)
 
     # Reading.
     def listing(self, area: str | None = None, *, now: datetime | None = None) -> Listing:
@@ -225,7 +173,16 @@ class PublicAlerts:
         now = now or datetime.now(UTC)
         with self.db.transaction() as session:
             alerts = self._load(session, now, ended_since=now - timedelta(days=ENDED_FEED_DAYS))
-        return Document(self._atom(alerts), _latest(alerts))
+        updated = _latest(alerts)
+        feed = public_xml.atom_feed(
+            alerts,
+            updated=updated,
+            feed_url=self.base + FEED_PATH,
+            listing_url=self.base + LISTING_PATH,
+            page_url=self.page_url,
+            cap_url=self.cap_url,
+        )
+        return Document(feed, updated)
 
     def cap(self, alert_id: int, *, now: datetime | None = None) -> Document:
         """The alert's current CAP 1.2 message; NotFound unless it was ever published."""
@@ -240,8 +197,16 @@ class PublicAlerts:
             )
             if not found:
                 raise NotFound(f"No public alert {alert_id}.")
-            facts = _case_facts(session, alert_id)
-        return Document(self._cap(found[0], *facts), found[0].messages[-1].sent)
+            rag, certainty = _case_facts(session, alert_id)
+        alert = found[0]
+        message = public_xml.cap_message(
+            alert,
+            sender=self.sender,
+            page_url=self.page_url(alert.id),
+            rag=rag,
+            certainty=certainty,
+        )
+        return Document(message, alert.messages[-1].sent)
 
     def _load(
         self,
@@ -351,88 +316,6 @@ class PublicAlerts:
             expires_at=alert.expires_at,
             ended_at=ended_at,
         )
-
-    def _cap(self, alert: PublicAlert, rag: str | None, certainty: str) -> bytes:
-        current = alert.messages[-1]
-        earlier = alert.messages[:-1]
-        if current.purpose == VersionPurpose.withdrawal.value:
-            msg_type = "Cancel"
-        else:
-            msg_type = "Update" if earlier else "Alert"
-        root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
-        add = functools.partial(_child, CAP_NS)
-        add(root, "identifier", self.identifier(alert.id, current.version))
-        add(root, "sender", self.sender)
-        add(root, "sent", cap_time(current.sent))
-        add(root, "status", "Actual")  # exercises are never published
-        add(root, "msgType", msg_type)
-        add(root, "scope", "Public")
-        if msg_type == "Cancel":
-            add(root, "note", "Withdrawn by the Local Drug Information System panel.")
-        if earlier:
-            refs = (
-                f"{self.sender},{self.identifier(alert.id, m.version)},{cap_time(m.sent)}"
-                for m in earlier
-            )
-            add(root, "references", " ".join(refs))
-        add(root, "incidents", f"{self.sender}-LDIS-{alert.id}")
-        info = add(root, "info")
-        add(info, "language", "en-GB")
-        add(info, "category", "Health")
-        add(info, "event", alert.title)
-        add(info, "urgency", "Immediate" if alert.urgent else "Expected")
-        add(info, "severity", SEVERITY.get(rag or "", "Unknown"))
-        add(info, "certainty", certainty)
-        add(info, "audience", "The public, people who use drugs, their friends and family")
-        if alert.expires_at is not None:
-            add(info, "expires", cap_time(alert.expires_at))
-        add(info, "senderName", SENDER_NAME)
-        add(
-            info,
-            "headline",
-            alert.headline if msg_type == "Cancel" else f"{alert.heading}: {alert.title}",
-        )
-        add(info, "description", "\n\n".join(alert.description))
-        add(info, "instruction", "\n\n".join(alert.instruction))
-        add(info, "web", self.page_url(alert.id))
-        for area in alert.areas:
-            block = add(info, "area")
-            add(block, "areaDesc", area.name)
-            for polygon in cap_polygons(area.boundary):
-                add(block, "polygon", polygon)
-            geocode = add(block, "geocode")
-            add(geocode, "valueName", "LDIS-area")
-            add(geocode, "value", area.code)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-    def _atom(self, alerts: list[PublicAlert]) -> bytes:
-        feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap={None: ATOM_NS})
-        feed.set("{http://www.w3.org/XML/1998/namespace}lang", "en-GB")
-        add = functools.partial(_child, ATOM_NS)
-        add(feed, "id", self.base + FEED_PATH)
-        add(feed, "title", "Public drug alerts")
-        add(feed, "subtitle", "Warnings about dangerous drugs from the " + SENDER_NAME)
-        add(feed, "updated", atom_time(_latest(alerts)))
-        add(feed, "link", rel="self", type="application/atom+xml", href=self.base + FEED_PATH)
-        add(feed, "link", rel="alternate", type="text/html", href=self.base + LISTING_PATH)
-        author = add(feed, "author")
-        add(author, "name", SENDER_NAME)
-        add(author, "uri", self.base + LISTING_PATH)
-        for alert in alerts:
-            entry = add(feed, "entry")
-            add(entry, "id", self.page_url(alert.id))
-            add(entry, "title", alert.headline)
-            add(entry, "updated", atom_time(alert.updated))
-            add(entry, "published", atom_time(alert.first_sent))
-            for kind, href in (
-                ("text/html", self.page_url(alert.id)),
-                ("application/cap+xml", self.cap_url(alert.id)),
-            ):
-                add(entry, "link", rel="alternate", type=kind, href=href)
-            add(entry, "category", term=alert.state, label=alert.state.capitalize())
-            summary = "\n\n".join((*alert.description, *alert.instruction))
-            add(entry, "summary", summary, type="text")
-        return etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def _latest(alerts: list[PublicAlert]) -> datetime:
