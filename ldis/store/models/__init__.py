@@ -11,7 +11,7 @@ from ldis.store.models.deliveries import (
     OutboxMessage,
 )
 from ldis.store.models.panel import Grade, PanelDecision
-from ldis.store.models.people import ApiToken, User, UserRole
+from ldis.store.models.people import ApiToken, PasswordReset, RecoveryCode, User, UserRole
 from ldis.store.models.recipients import (
     Area,
     AreaNeighbour,
@@ -51,6 +51,8 @@ __all__ = [
     "Notice",
     "OutboxMessage",
     "PanelDecision",
+    "PasswordReset",
+    "RecoveryCode",
     "Report",
     "ReportPhoto",
     "ReportSubstance",

@@ -151,6 +151,8 @@ class Contact(Base):
     link_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime | None]
+    # When the person left and their details were erased (the delivery counts stay).
+    erased_at: Mapped[datetime | None]
 
     service: Mapped[Service] = relationship(back_populates="contacts")
     channels: Mapped[list[ContactChannel]] = relationship(

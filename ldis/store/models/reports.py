@@ -39,6 +39,8 @@ class Report(Base):
     # Normalised "colour|markings" for the same-appearance rule; None unless both are given.
     appearance_key: Mapped[str | None] = mapped_column(String(200), index=True)
     data: Mapped[dict[str, Any]]
+    # Retention: when free text and exact location were removed (the counts stay).
+    redacted_at: Mapped[datetime | None]
 
     area: Mapped[Area | None] = relationship(lazy="joined")
     substances: Mapped[list[ReportSubstance]] = relationship(
