@@ -325,7 +325,14 @@ def _web_command(host: str, port: int, workers: int | None = None) -> list[str]:
     return [*command, "ldis.web.app:create_app()"]
 
 
-def _worker_command(concurrency: int, settings: Settings) -> list[str]:
+def _worker_command(
+    concurrency: int,
+    settings: Settings,
+    *,
+    queues: tuple[str, ...] | None = None,
+    name: str = "ldis",
+) -> list[str]:
+    """A Celery worker on `queues` (default: all, urgent first; see docs/delivery.md)."""
     from workers.celery_factory import QUEUES
 
     return [
@@ -336,9 +343,14 @@ def _worker_command(concurrency: int, settings: Settings) -> list[str]:
         "workers.celery_app",
         "worker",
         "--queues",
-        ",".join(QUEUES),  # urgent first: see docs/operations.md
+        ",".join(queues or QUEUES),  # in this order: urgent is always asked for first
         "--concurrency",
         str(concurrency),
+        "--hostname",
+        f"{name}@%h",
+        # No broadcast chatter between workers: nothing here uses it, and start-up is faster.
+        "--without-mingle",
+        "--without-gossip",
         "--loglevel",
         settings.log_level,
     ]
@@ -370,10 +382,67 @@ def web(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
-def worker(concurrency: int) -> None:
-    """Run a Celery worker on the urgent and standard queues."""
+@click.option(
+    "--urgent-concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="processes that read only the urgent queue (0: one worker reads both)",
+)
+def worker(concurrency: int, urgent_concurrency: int) -> None:
+    """Run Celery workers: one on the urgent and standard queues (urgent asked for first)
+    and, beside it, one on the urgent queue alone, so an urgent alert never waits for a
+    large standard one to finish. Stops both when either stops."""
+    from workers.celery_factory import URGENT_QUEUE
+
     settings = _settings()
-    os.execv(sys.executable, _worker_command(concurrency, settings))
+    main_worker = _worker_command(concurrency, settings)
+    if urgent_concurrency == 0:
+        os.execv(sys.executable, main_worker)
+    urgent_worker = _worker_command(
+        urgent_concurrency, settings, queues=(URGENT_QUEUE,), name="ldis-urgent"
+    )
+    sys.exit(_run_workers({"urgent worker": urgent_worker, "worker": main_worker}))
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be told (SIGTERM) if `ldis worker` itself is killed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _run_workers(commands: dict[str, list[str]]) -> int:
+    """Start the workers; on SIGTERM or Ctrl-C, or when one exits, stop the others (warm
+    shutdown: tasks under way finish) and return non-zero if any failed."""
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    running = {
+        name: subprocess.Popen(command, preexec_fn=_die_with_parent)
+        for name, command in commands.items()
+    }
+    exit_code = 0
+    while not stopping:
+        for name, process in running.items():
+            if process.poll() is not None:
+                click.echo(f"ldis: {name} exited with code {process.returncode}", err=True)
+                stopping, exit_code = True, 1
+        time.sleep(0.2)
+    for process in running.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in running.values():
+        process.wait()
+    return exit_code
 
 
 @main.command()

@@ -16,6 +16,7 @@ from workers.embedded_broker import configure_embedded_transport
 
 URGENT_QUEUE = "urgent"
 STANDARD_QUEUE = "standard"
+# In the order workers read them: urgent first (see `queue_order_strategy` below).
 QUEUES = (URGENT_QUEUE, STANDARD_QUEUE)
 
 
@@ -27,8 +28,14 @@ def make_celery(settings: Settings) -> Celery:
     if settings.broker_prefix:
         transport_options["global_keyprefix"] = settings.broker_prefix
     if settings.effective_broker_url.startswith(("redis", "rediss")):
-        # Unacked tasks come back after this long if a worker dies without a word.
+        # Unacked tasks come back after this long if a worker dies without a word (the
+        # sweeper re-offers their deliveries long before: LDIS_STUCK_AFTER_SECONDS).
         transport_options["visibility_timeout"] = 3600
+        # Urgent first: each fetch asks for the queues in the order the worker names them
+        # (`--queues urgent,standard`), not round robin, so a free worker process always
+        # takes an urgent task before a standard one. (kombu's SQLAlchemy transport for the
+        # embedded broker has no such option: it would pass it to create_engine.)
+        transport_options["queue_order_strategy"] = "priority"
     celery.conf.update(
         task_queues=[Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         task_default_queue=STANDARD_QUEUE,

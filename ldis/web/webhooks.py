@@ -1,5 +1,5 @@
-"""Twilio's webhooks. Open to the internet (`public`) but every request must carry Twilio's
-signature (`X-Twilio-Signature`: HMAC-SHA1 with our auth token over the URL Twilio called,
+"""Twilio's webhooks: inbound texts and delivery receipts (status callbacks). Open to the
+internet (`public`) but every request must carry Twilio's signature (`X-Twilio-Signature`: HMAC-SHA1 with our auth token over the URL Twilio called,
 which is LDIS_PUBLIC_URL + path, and the posted fields); anything else gets 403 and changes
 nothing. Without LDIS_TWILIO_AUTH_TOKEN no signature can be checked, so everything is
 refused. CSRF does not apply (Twilio holds no session); the signature is the proof."""
@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ldis.api.errors import error_response
-from ldis.services import inbound_sms, notices
+from ldis.services import inbound_sms, notices, receipts
 from ldis.settings import Settings
 from ldis.web.access import public
 from ldis.web.extensions import container
@@ -68,3 +68,25 @@ def inbound() -> ResponseReturnValue:
     )
     notices.enqueue_quietly(c.queue, list(outcome.notice_ids))
     return _twiml(outcome.reply)
+
+
+@bp.post("/webhooks/twilio/status")
+@public
+def status() -> ResponseReturnValue:
+    """A receipt for a text we sent: delivered, undelivered or failed (docs/delivery.md)."""
+    c = container()
+    if not signed_by_twilio(c.settings):
+        log.warning("refused an unsigned or wrongly signed status callback")
+        return _refused()
+    form = request.form
+    receipt = receipts.record_sms_status(
+        c.db,
+        message_sid=form.get("MessageSid", "") or form.get("SmsSid", ""),
+        status=form.get("MessageStatus", "") or form.get("SmsStatus", ""),
+        error_code=form.get("ErrorCode"),
+        public_url=c.settings.public_url,
+    )
+    notices.enqueue_quietly(c.queue, list(receipt.notice_ids))
+    # 2xx whatever we made of it: Twilio has nothing better to send, and a message that is
+    # not ours (or already final) needs nothing from it.
+    return Response(status=204)

@@ -352,6 +352,36 @@ def test_silent_server_times_out_as_transient(tmp_path: Path) -> None:
     assert "timed out" in (result.error or "")  # smtplib reports it as a disconnection
 
 
+class CountingLimiter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acquire(self) -> None:
+        self.calls += 1
+
+
+def test_each_mail_waits_for_a_token_and_the_gate_on_one_connection(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    limiter = CountingLimiter()
+    sender = SmtpSender(make_settings(tmp_path, smtp_server.port), limiter=limiter)
+    batch = [mail(1, "a@example.org"), mail(2, "b@example.org"), mail(3, "c@example.org")]
+
+    # Results come one at a time; the gate may refuse a message (its row was taken back).
+    stream = sender.send_each(batch, gate=lambda m: m.delivery_id != 2)
+    first, _ = next(stream)
+    assert first.delivery_id == 1 and len(smtp_server.handler.received) == 1
+    rest = list(stream)
+
+    assert [m.delivery_id for m, _ in rest] == [3]
+    assert limiter.calls == 3
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [
+        ["a@example.org"],
+        ["c@example.org"],
+    ]
+    assert len(smtp_server.handler.connections) == 1
+
+
 def test_empty_batch_does_not_connect(tmp_path: Path, smtp_server: SmtpServer) -> None:
     assert SmtpSender(make_settings(tmp_path, smtp_server.port)).send_many([]) == []
     assert smtp_server.handler.connections == []

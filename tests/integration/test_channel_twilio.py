@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ldis.domain.deliveries import RetryLater
 from ldis.domain.messages import OutgoingMessage, SendOutcome
 from ldis.settings import Settings, load_settings
 from tests.fakes.twilio_api import FakeTwilio
@@ -194,3 +195,32 @@ def test_mixed_batch_returns_results_in_order(tmp_path: Path, fake: FakeTwilio) 
 def test_empty_batch_sends_nothing(tmp_path: Path, fake: FakeTwilio) -> None:
     assert TwilioSender(make_settings(tmp_path, fake.url)).send_many([]) == []
     assert fake.requests == []
+
+
+class CountingLimiter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acquire(self) -> None:
+        self.calls += 1
+
+
+def test_each_message_waits_for_a_token_and_the_gate(tmp_path: Path, fake: FakeTwilio) -> None:
+    limiter = CountingLimiter()
+    sender = TwilioSender(make_settings(tmp_path, fake.url), limiter=limiter)
+    batch = [sms(1, OK), sms(2, OK_2), sms(3, OK)]
+
+    # The gate may refuse a message (its row was taken back): it is skipped, no result.
+    results = list(sender.send_each(batch, gate=lambda m: m.delivery_id != 2))
+
+    assert [m.delivery_id for m, _ in results] == [1, 3]
+    assert [r.outcome for _, r in results] == [SendOutcome.sent] * 2
+    assert limiter.calls == 3
+    assert [r.to for r in fake.requests] == [OK, OK]
+
+
+def test_throttling_carries_twilios_retry_after(tmp_path: Path, fake: FakeTwilio) -> None:
+    fake.flaky(throttled=1.0, retry_after=7)
+    [result] = TwilioSender(make_settings(tmp_path, fake.url)).send_many([sms(1, OK)])
+    assert result.outcome is SendOutcome.transient_error
+    assert isinstance(result, RetryLater) and result.retry_after == 7.0

@@ -1,6 +1,10 @@
 """Delivery channels behind one interface (`Sender.send_many`), chosen by settings.
 
 Adding a channel (WhatsApp, a pager gateway) is one module here and one entry in `SENDERS`.
+Provider channels also stream (`send_each`: one result at a time, so each is recorded before
+the next message goes) and take a token from their account's rate limit before each message
+(`workers.ratelimit`); Twilio can also say which messages it already has (`find_sent`).
+The local outbox needs neither: it stores each delivery once, whatever happens.
 """
 
 from __future__ import annotations
@@ -22,14 +26,21 @@ def _outbox(settings: Settings, db: Database) -> Sender:
 
 def _twilio(settings: Settings, db: Database) -> Sender:
     from workers.channels.twilio_sms import TwilioSender
+    from workers.ratelimit import limiter_for
 
-    return TwilioSender(settings)
+    limiter = limiter_for(
+        settings, "sms", f"twilio:{settings.twilio_account_sid}", settings.sms_rate_per_second
+    )
+    return TwilioSender(settings, limiter=limiter)
 
 
 def _smtp(settings: Settings, db: Database) -> Sender:
     from workers.channels.smtp_email import SmtpSender
+    from workers.ratelimit import limiter_for
 
-    return SmtpSender(settings)
+    account = f"smtp:{settings.smtp_host}:{settings.smtp_port}:{settings.smtp_username}"
+    limiter = limiter_for(settings, "email", account, settings.email_rate_per_second)
+    return SmtpSender(settings, limiter=limiter)
 
 
 # setting value -> factory; the settings module already refuses any other value.

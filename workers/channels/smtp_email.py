@@ -5,6 +5,10 @@ One connection per `send_many` roughly doubles throughput over a connection per 
 recipient's outcome: 5xx is permanent, 4xx transient. If the connection drops mid-batch we
 reconnect once and carry on; whatever cannot be attempted because the server is unreachable
 is transient. Addresses and bodies are never logged and are scrubbed from error texts.
+
+Each message's Message-ID comes from its delivery (`<delivery-{id}@ldis>`), so the rare
+repeat after a crash between the server's 250 and our record carries the same id, which
+mail systems use to drop duplicates.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import logging
 import re
 import smtplib
 import ssl
+from collections.abc import Generator
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
+from ldis.services.delivery import Gate
 from ldis.settings import Settings
+from workers.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +49,10 @@ class SmtpSender:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         ssl_context: ssl.SSLContext | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._settings = settings
+        self._limiter = limiter
         self._timeout = timeout
         # Injected only by tests that trust a throwaway certificate; production verifies.
         self._ssl_context = ssl_context or ssl.create_default_context()
@@ -55,6 +64,14 @@ class SmtpSender:
         )
 
     def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        return [result for _, result in self.send_each(messages)]
+
+    def send_each(
+        self, messages: list[OutgoingMessage], gate: Gate | None = None
+    ) -> Generator[tuple[OutgoingMessage, SendResult], None, None]:
+        """Send over one connection, each message after a token from the rate limit and a
+        yes from `gate` (which may refuse: the message is then skipped, with no result).
+        Results come one at a time, so the caller can record each before the next goes."""
         results: list[SendResult] = []
         connection: smtplib.SMTP | None = None
         reconnects_left = _RECONNECTS_PER_BATCH
@@ -63,6 +80,7 @@ class SmtpSender:
             for message in messages:
                 if down is not None:
                     results.append(SendResult(SendOutcome.transient_error, error=down))
+                    yield message, results[-1]
                     continue
                 try:
                     email = self._build(message)
@@ -74,6 +92,11 @@ class SmtpSender:
                             error=f"cannot build message: {type(exc).__name__}",
                         )
                     )
+                    yield message, results[-1]
+                    continue
+                if self._limiter is not None:
+                    self._limiter.acquire()
+                if gate is not None and not gate(message):
                     continue
                 while True:
                     if connection is None:
@@ -96,11 +119,11 @@ class SmtpSender:
                         down = str(exc)
                         results.append(SendResult(SendOutcome.transient_error, error=down))
                         break
+                yield message, results[-1]
         finally:
             if connection is not None:
                 _quit(connection)
-        _log_batch(results)
-        return results
+            _log_batch(results)
 
     def _build(self, message: OutgoingMessage) -> EmailMessage:
         email = EmailMessage(policy=SMTP_POLICY)

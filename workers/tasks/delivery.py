@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from datetime import timedelta
 
-from ldis.domain.deliveries import retry_delay
+from celery.signals import worker_process_init
+
+from ldis.domain.deliveries import heartbeat_interval
 from ldis.services import delivery
+from workers import ratelimit
 from workers.celery_app import app
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
+# Retries due within the same second go in one task; the task fires just after the last.
+_RETRY_SLACK_SECONDS = 0.2
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    """Build the process's container and channels as it starts, not on its first task: the
+    first urgent alert after a restart should not wait for imports and connections."""
+    try:
+        runtime()
+    except Exception:  # the first task will try again, and say why
+        log.warning("could not prepare this worker process", exc_info=True)
 
 
 @app.task(name="ldis.fan_out", acks_late=True)
@@ -28,14 +44,27 @@ def fan_out(alert_id: int, version: int, urgent: bool = False) -> int:
 def deliver_batch(delivery_ids: list[int], urgent: bool = False) -> int:
     """Send one batch; deliveries already claimed elsewhere are skipped, not sent again."""
     container, senders = runtime()
-    retry = delivery.deliver(
-        container.db, delivery_ids, senders, container.renderer, container.links
-    )
-    by_delay: dict[float, list[int]] = defaultdict(list)
-    for delivery_id, attempts in retry.items():
-        by_delay[retry_delay(attempts)].append(delivery_id)
-    for delay, ids in by_delay.items():
-        container.queue.enqueue_deliveries(ids, urgent=urgent, countdown=delay)
+    settings = container.settings
+    with ratelimit.urgency(urgent):
+        retry = delivery.deliver(
+            container.db,
+            delivery_ids,
+            senders,
+            container.renderer,
+            container.links,
+            max_attempts=settings.max_attempts,
+            heartbeat_every=heartbeat_interval(settings.stuck_after_seconds),
+        )
+    by_second: dict[int, list[int]] = defaultdict(list)
+    for delivery_id, delay in retry.items():
+        by_second[math.ceil(delay)].append(delivery_id)
+    for second, ids in sorted(by_second.items()):
+        countdown = second + _RETRY_SLACK_SECONDS if second else 0
+        try:
+            container.queue.enqueue_deliveries(ids, urgent=urgent, countdown=countdown)
+        except Exception:
+            # The rows are queued with their due time: the sweeper offers them then.
+            log.warning("broker unavailable: %s retries left for the sweeper", len(ids))
     return len(delivery_ids) - len(retry)
 
 
@@ -48,6 +77,8 @@ def sweep_deliveries() -> int:
         container.queue.enqueue_deliveries(ids, urgent=priority == "urgent")
     total = sum(len(ids) for ids in found.values())
     if total:
-        # Also deliveries whose quiet hours just ended, so this is information, not alarm.
-        log.info("sweeper re-enqueued %s deliveries (lost tasks or quiet hours ended)", total)
+        # Also deliveries whose quiet hours or backoff just ended: information, not alarm.
+        log.info(
+            "sweeper re-enqueued %s deliveries (lost tasks, backoff or quiet hours ended)", total
+        )
     return total
