@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Generator
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from ldis.domain.messages import OutgoingMessage, SendResult
+
+# Asked before each message of a batch (after its rate-limit token): may it go? False when
+# the sweeper has taken the row back (this worker was presumed dead).
+Gate = Callable[[OutgoingMessage], bool]
 
 
 class TaskQueue(Protocol):
@@ -25,3 +31,21 @@ class Sender(Protocol):
     """One delivery channel (SMS provider, SMTP, the local outbox)."""
 
     def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]: ...
+
+
+@runtime_checkable
+class StreamingSender(Protocol):
+    """A channel that hands back each result as it comes (provider channels)."""
+
+    def send_each(
+        self, messages: list[OutgoingMessage], gate: Gate | None = None
+    ) -> Generator[tuple[OutgoingMessage, SendResult], None, None]: ...
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """A channel that can say which messages the provider already has (Twilio)."""
+
+    def find_sent(
+        self, messages: list[OutgoingMessage], since: datetime
+    ) -> dict[str, str | None]: ...

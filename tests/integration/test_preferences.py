@@ -12,7 +12,8 @@ from werkzeug.test import TestResponse
 
 from ldis.bootstrap import Container
 from ldis.domain.roles import Role
-from ldis.services.delivery import Claimed, compose
+from ldis.services.delivery import compose
+from ldis.services.delivery_claims import Claimed
 from ldis.store.models import Contact
 from tests.integration import selfservice as s
 from tests.integration.webpages import csrf, error_beside, text

@@ -25,7 +25,8 @@ from ldis.messages.render import (
     Renderer,
     TemplateFieldMissing,
 )
-from ldis.services.delivery import Claimed, compose
+from ldis.services.delivery import compose
+from ldis.services.delivery_claims import Claimed
 from ldis.services.links import Links
 from ldis.settings import PROJECT_ROOT
 

@@ -24,7 +24,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
-from ldis.services.delivery import Gate
+from ldis.services.ports import Gate
 from ldis.settings import Settings
 from workers.ratelimit import Limiter
 

@@ -26,7 +26,7 @@ from twilio.rest import Client
 
 from ldis.domain.deliveries import RetryLater
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
-from ldis.services.delivery import Gate
+from ldis.services.ports import Gate
 from ldis.settings import Settings
 from workers.ratelimit import Limiter
 

@@ -1,0 +1,296 @@
+"""Claiming deliveries and moving their state: who holds a row, and what became of each try.
+
+A claim (`queued -> sending`) is a conditional update that also counts the try in
+`attempts`; every later move out of `sending` is fenced by that number (`WHERE status =
+'sending' AND attempts = n`), so a batch sent twice, a retry racing the sweeper, or two
+workers holding the same ids cannot send one twice, and a worker whose rows were taken back
+cannot move them any more. Each result is recorded with its row in `delivery_attempts`.
+docs/delivery.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from ldis.domain.alerts import AlertKind
+from ldis.domain.deliveries import AttemptOutcome, DeliveryStatus
+from ldis.domain.hygiene import recipient_failure, send_blocked
+from ldis.domain.messages import SendOutcome, SendResult
+from ldis.services import hygiene
+from ldis.services.links import Links
+from ldis.store.db import Database
+from ldis.store.models import (
+    AlertVersion,
+    Contact,
+    ContactChannel,
+    ContactUnsubscription,
+    Delivery,
+    DeliveryAttempt,
+)
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """Not held back: quiet hours, or a retry's backoff, not yet over."""
+    return or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
+
+
+def queued_ids(db: Database, alert_id: int, version: int) -> list[int]:
+    """Queued deliveries that are due now; deferred ones are left for the sweeper."""
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Delivery.id)
+                .where(
+                    Delivery.alert_id == alert_id,
+                    Delivery.version == version,
+                    Delivery.status == DeliveryStatus.queued.value,
+                    due(now),
+                )
+                .order_by(Delivery.id)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    channel: str
+    address: str | None
+    contact_name: str
+    alert_id: int
+    version: int
+    template: str
+    content: dict[str, Any]
+    contact_id: int
+    link_version: int  # for the contact's own preferences link
+    purpose: str = "alert"  # the version's: alert, update or withdrawal
+    attempt: int = 1  # this claim's number: the fence every later move checks
+    queued_at: datetime | None = None
+
+
+def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
+    """Fail, before anything is claimed, the queued deliveries the recipient no longer
+    wants (unsubscribed from everything or from the alert's kind, channel opted out) or
+    that cannot arrive (channel failed for good): an opt-out is honoured at send time."""
+    kind = func.coalesce(AlertVersion.content["kind"].as_string(), AlertKind.drug_alert.value)
+    unsubscribed = (
+        select(ContactUnsubscription.contact_id)
+        .where(
+            ContactUnsubscription.contact_id == Delivery.contact_id,
+            ContactUnsubscription.alert_kind == kind,
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Contact.opted_out_at.is_not(None),
+            ContactChannel.opted_out_at.is_not(None),
+            ContactChannel.failed_at.is_not(None),
+            unsubscribed,
+        )
+        .join(Contact, Contact.id == Delivery.contact_id)
+        .join(
+            AlertVersion,
+            (AlertVersion.alert_id == Delivery.alert_id)
+            & (AlertVersion.version == Delivery.version),
+        )
+        .outerjoin(
+            ContactChannel,
+            (ContactChannel.contact_id == Delivery.contact_id)
+            & (ContactChannel.channel == Delivery.channel),
+        )
+        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value)
+    ).all()
+    refused: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, contact_out, channel_out, channel_failed, kind_out in rows:
+        reason = send_blocked(
+            contact_opted_out=bool(contact_out),
+            channel_opted_out=bool(channel_out),
+            channel_failed=bool(channel_failed),
+            kind_unsubscribed=bool(kind_out),
+        )
+        if reason:
+            refused[reason].append(delivery_id)
+    for reason, ids in refused.items():
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.queued.value)
+            .values(status=DeliveryStatus.failed.value, last_error=reason)
+        )
+
+
+def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
+    """Move queued deliveries to sending; return only those this call won."""
+    if not delivery_ids:
+        return []
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        _refuse_opted_out(session, delivery_ids)
+        won = dict(
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(delivery_ids),
+                    Delivery.status == DeliveryStatus.queued.value,
+                    due(now),
+                )
+                .values(
+                    status=DeliveryStatus.sending.value,
+                    claimed_at=now,
+                    attempts=Delivery.attempts + 1,
+                )
+                .returning(Delivery.id, Delivery.attempts)
+            ).all()
+        )
+        if not won:
+            return []
+        rows = session.execute(
+            select(Delivery, Contact, AlertVersion)
+            .join(Contact, Contact.id == Delivery.contact_id)
+            .join(
+                AlertVersion,
+                (AlertVersion.alert_id == Delivery.alert_id)
+                & (AlertVersion.version == Delivery.version),
+            )
+            .where(Delivery.id.in_(won))
+            .order_by(Delivery.id)
+        ).all()
+        return [
+            Claimed(
+                delivery_id=d.id,
+                channel=d.channel,
+                address=c.phone if d.channel == "sms" else c.email,
+                contact_name=c.name,
+                alert_id=d.alert_id,
+                version=d.version,
+                template=v.template,
+                content=v.content,
+                contact_id=c.id,
+                link_version=c.link_version,
+                purpose=v.purpose,
+                attempt=won[d.id],
+                queued_at=d.queued_at,
+            )
+            for d, c, v in rows
+        ]
+
+
+def _ours(delivery_id: int, attempt: int) -> ColumnElement[bool]:
+    """Still held by the claim numbered `attempt`: nobody took it back in between."""
+    return and_(
+        Delivery.id == delivery_id,
+        Delivery.status == DeliveryStatus.sending.value,
+        Delivery.attempts == attempt,
+    )
+
+
+def _attempt_row(
+    session: Session, delivery_id: int, attempt: int, outcome: str, result: SendResult
+) -> None:
+    session.execute(
+        insert(DeliveryAttempt).values(
+            delivery_id=delivery_id,
+            attempt=attempt,
+            at=datetime.now(UTC),
+            outcome=outcome,
+            error=result.error[:500] if result.error else None,
+            provider_id=result.provider_id,
+        )
+    )
+
+
+def record(
+    db: Database,
+    delivery_id: int,
+    result: SendResult,
+    attempts: int,
+    *,
+    links: Links | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    retry_in: float | None = None,
+    outcome: AttemptOutcome | None = None,
+) -> bool:
+    """Store the result of try number `attempts` (and its `delivery_attempts` row); return
+    True when the delivery is queued to be tried again in `retry_in` seconds.
+
+    Only the claim that made this try may move the row (`_ours`): if the sweeper took it
+    back meanwhile, nothing moves, and a message that did go out is still written down as
+    an attempt (a possible repeat, visible). A permanent error that is the recipient's
+    (invalid number, STOP at the carrier, mailbox refused) also flags the contact and its
+    channel, in the same transaction, and queues a notice to the service's managers (sent
+    by the notice sweeper; `links` gives those notices a link to the page)."""
+    now = datetime.now(UTC)
+    label = (outcome or AttemptOutcome(result.outcome.value)).value
+    retry = result.outcome is SendOutcome.transient_error and attempts < max_attempts
+    with db.transaction() as session:
+        if result.outcome is SendOutcome.sent:
+            moved = session.execute(
+                update(Delivery)
+                .where(_ours(delivery_id, attempts))
+                .values(
+                    status=DeliveryStatus.sent.value,
+                    provider_id=result.provider_id,
+                    sent_at=now,
+                    last_error=None,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if not moved:
+                log.warning("delivery %s went out after it was taken back", delivery_id)
+            _attempt_row(session, delivery_id, attempts, label, result)
+            return False
+        error = (result.error or result.outcome.value)[:500]
+        if retry:
+            not_before = now + timedelta(seconds=retry_in or 0)
+            moved = session.execute(
+                update(Delivery)
+                .where(_ours(delivery_id, attempts))
+                .values(status=DeliveryStatus.queued.value, last_error=error, not_before=not_before)
+            ).rowcount  # type: ignore[attr-defined]
+            if moved:
+                _attempt_row(session, delivery_id, attempts, label, result)
+            return bool(moved)
+        failed = session.execute(
+            update(Delivery)
+            .where(_ours(delivery_id, attempts))
+            .values(status=DeliveryStatus.failed.value, last_error=error)
+            .returning(Delivery.contact_id, Delivery.channel)
+        ).first()
+        if failed is None:
+            return False
+        _attempt_row(session, delivery_id, attempts, label, result)
+        failure = (
+            recipient_failure(failed.channel, error)
+            if result.outcome is SendOutcome.permanent_error
+            else None
+        )
+        if failure is not None:
+            hygiene.flag_failure(
+                session,
+                failed.contact_id,
+                failed.channel,
+                failure,
+                public_url=links.public_url if links else "",
+            )
+    return False
+
+
+def unclaim(db: Database, delivery_id: int, attempt: int) -> None:
+    """Hand back a row held by the claim numbered `attempt` but never tried."""
+    with db.transaction() as session:
+        session.execute(
+            update(Delivery)
+            .where(_ours(delivery_id, attempt))
+            .values(status=DeliveryStatus.queued.value)
+        )
