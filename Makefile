@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration clean
+.PHONY: run test lint unit integration audit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ldis workers tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## Known vulnerabilities in the installed dependencies (pip-audit; .ci/run runs it after
+## `make test`). Exceptions: .pip-audit-ignore, each justified in docs/security.md.
+audit: $(STAMP)
+	.ci/run audit
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

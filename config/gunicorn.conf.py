@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ldis.logging_privacy import install as mask_personal_data_in_logs
 from ldis.settings import SettingsError, load_settings
 
 try:
@@ -77,7 +78,10 @@ if Path(_SHM).is_dir():
 forwarded_allow_ips: str = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # --- Logging -------------------------------------------------------------------------------------
-# Both logs go to stdout/stderr, where the container runtime or systemd collects them.
+# Both logs go to stdout/stderr, where the container runtime or systemd collects them. No
+# e-mail address or phone number reaches either (workers fork from this process, so they
+# inherit it): see ldis/logging_privacy.py.
+mask_personal_data_in_logs()
 accesslog: str = "-"
 errorlog: str = "-"
 loglevel: str = _settings.log_level.lower()

@@ -84,7 +84,11 @@ def users() -> None:
 @click.option("--email", required=True)
 @click.option("--name", required=True)
 @click.option(
-    "--role", "roles", multiple=True, required=True, help="reporter, panel or admin; repeatable"
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="reporter, panel, admin or service_manager; repeatable",
 )
 @click.option("--password-stdin", is_flag=True, help="read a password from standard input")
 @_domain_errors
@@ -105,6 +109,32 @@ def users_create(email: str, name: str, roles: tuple[str, ...], password_stdin: 
     )
 
 
+@users.command("totp")
+@click.option("--email", required=True)
+@click.option("--clear", is_flag=True, help="turn two-factor off (the user sets it up again)")
+@_domain_errors
+def users_totp(email: str, clear: bool) -> None:
+    """Reset a user's two-factor sign-in: print a new TOTP secret, once, alone on the last
+    line (type it into an authenticator app). --clear turns it off instead, so a panel
+    member or admin sets it up again at the next login (e.g. after losing a phone)."""
+    from ldis.bootstrap import build
+    from ldis.domain.two_factor import provisioning_uri
+    from ldis.services import two_factor
+
+    settings = _settings()
+    container = build(settings)
+    if clear:
+        two_factor.clear(container.db, email)
+        click.echo(f"two-factor sign-in is off for {email.strip().lower()}")
+        return
+    secret = two_factor.provision(container.db, email, key=settings.secret())
+    click.echo(
+        "New two-factor secret (shown once; old codes and recovery codes no longer", err=True
+    )
+    click.echo(f"work): {provisioning_uri(secret, email.strip().lower())}", err=True)
+    click.echo(secret)
+
+
 @main.group()
 def tokens() -> None:
     """API tokens."""
@@ -113,13 +143,23 @@ def tokens() -> None:
 @tokens.command("create")
 @click.option("--email", required=True)
 @click.option("--label", default="cli", show_default=True)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="a role the token may use (repeatable; default: all the user's roles)",
+)
 @_domain_errors
-def tokens_create(email: str, label: str) -> None:
+def tokens_create(email: str, label: str, scopes: tuple[str, ...]) -> None:
     """Print a new API token for the user, once, alone on the last line."""
     from ldis.bootstrap import build
     from ldis.services.accounts import create_token
 
-    token = create_token(build(_settings()).db, email=email, label=label)
+    try:
+        parsed = parse_roles([r for value in scopes for r in value.split(",")])
+    except ValueError as exc:
+        _fail(f"--scope: {exc}")
+    token = create_token(build(_settings()).db, email=email, label=label, scopes=parsed)
     click.echo("New API token (shown once; store it now):", err=True)
     click.echo(token)
 
@@ -294,6 +334,35 @@ def areas_load_boundaries(
 
 
 @main.group()
+def retention() -> None:
+    """Retention of personal data (docs/privacy.md)."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="count what would be removed; change nothing")
+def retention_run(dry_run: bool) -> None:
+    """Redact reports older than LDIS_RETENTION_MONTHS now (the scheduler does it daily)."""
+    from datetime import UTC, datetime
+
+    from ldis.bootstrap import build
+    from ldis.services.retention import redact_old_reports
+
+    settings = _settings()
+    if settings.retention_months == 0:
+        click.echo("LDIS_RETENTION_MONTHS is 0: every report is kept; nothing to do")
+        return
+    result = redact_old_reports(
+        build(settings).db, datetime.now(UTC), settings.retention_months, dry_run=dry_run
+    )
+    cutoff = result.cutoff.date().isoformat() if result.cutoff else "-"
+    verb = "would redact" if dry_run else "redacted"
+    click.echo(
+        f"{verb} {result.reports} reports received before {cutoff}: "
+        f"{result.updates} updates, {result.photos} photos, {result.locations} locations"
+    )
+
+
+@main.group()
 def signals() -> None:
     """Signals for the panel."""
 
@@ -392,7 +461,8 @@ def web(host: str, port: int) -> None:
 def worker(concurrency: int, urgent_concurrency: int) -> None:
     """Run Celery workers: one on the urgent and standard queues (urgent asked for first)
     and, beside it, one on the urgent queue alone, so an urgent alert never waits for a
-    large standard one to finish. Stops both when either stops."""
+    large standard one to finish. A worker that exits on its own is started again; Ctrl-C or
+    SIGTERM stops both."""
     from workers.celery_factory import URGENT_QUEUE
 
     settings = _settings()
@@ -415,9 +485,16 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# A worker that has run this long since its last start is healthy again: delays start over.
+HEALTHY_AFTER_SECONDS = 60.0
+
+
 def _run_workers(commands: dict[str, list[str]]) -> int:
-    """Start the workers; on SIGTERM or Ctrl-C, or when one exits, stop the others (warm
-    shutdown: tasks under way finish) and return non-zero if any failed."""
+    """Start the workers and keep them running: one that exits on its own (Celery can give
+    up on a broker connection lost mid-acknowledgement, e.g. when Redis restarts) is started
+    again after a short, growing delay, so the queues are never left without a consumer.
+    On SIGTERM or Ctrl-C, stop them all (warm shutdown: tasks under way finish)."""
     stopping = False
 
     def stop(signum: int, _frame: Any) -> None:
@@ -426,23 +503,40 @@ def _run_workers(commands: dict[str, list[str]]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    running = {
-        name: subprocess.Popen(command, preexec_fn=_die_with_parent)
-        for name, command in commands.items()
-    }
-    exit_code = 0
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(commands[name], preexec_fn=_die_with_parent)
+
+    running = {name: start(name) for name in commands}
+    started = dict.fromkeys(commands, time.monotonic())
+    failures = dict.fromkeys(commands, 0)
+    due: dict[str, float] = {}
     while not stopping:
+        now = time.monotonic()
         for name, process in running.items():
-            if process.poll() is not None:
-                click.echo(f"ldis: {name} exited with code {process.returncode}", err=True)
-                stopping, exit_code = True, 1
+            if name in due or process.poll() is None:
+                continue
+            if now - started[name] >= HEALTHY_AFTER_SECONDS:
+                failures[name] = 0
+            delay = RESTART_DELAYS[min(failures[name], len(RESTART_DELAYS) - 1)]
+            failures[name] += 1
+            click.echo(
+                f"ldis: {name} exited with code {process.returncode}; starting it again in "
+                f"{delay:g} s",
+                err=True,
+            )
+            due[name] = now + delay
+        for name, when in list(due.items()):
+            if now >= when:
+                del due[name]
+                running[name], started[name] = start(name), time.monotonic()
         time.sleep(0.2)
     for process in running.values():
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
     for process in running.values():
         process.wait()
-    return exit_code
+    return 0
 
 
 @main.command()

@@ -69,7 +69,7 @@ class Settings(BaseModel):
     sms_rate_per_second: float = Field(default=30.0, gt=0, le=10_000)
     email_rate_per_second: float = Field(default=50.0, gt=0, le=10_000)
     # Transient failures (timeouts, 5xx, 429) are retried with backoff up to this many tries.
-    max_attempts: int = Field(default=8, ge=1, le=50)
+    max_attempts: int = Field(default=12, ge=1, le=50)
     # An urgent alert no contact at a service has acknowledged within this many minutes goes
     # to the service's backup contacts; after as long again, to the panel as "not reached".
     escalate_after_minutes: int = Field(default=30, ge=1, le=24 * 60)
@@ -77,6 +77,15 @@ class Settings(BaseModel):
     signal_escalate_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # Each service is asked to confirm its details this often (the yearly list review).
     review_interval_days: int = Field(default=365, ge=1, le=3650)
+    # Reports received longer ago than this lose their free text, photos and exact location
+    # (the counts stay); 0 keeps everything (docs/privacy.md).
+    retention_months: int = Field(default=24, ge=0, le=1200)
+    # A web session ends after this long without a request, and this long after sign-in
+    # whatever happens (docs/accounts.md).
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=30 * 24)
+    # Approving or withdrawing asks for a new two-factor code when the last one is older.
+    fresh_2fa_minutes: int = Field(default=15, ge=1, le=24 * 60)
     log_level: str = "INFO"
 
     @field_validator("public_url")

@@ -55,6 +55,7 @@ def make_celery(settings: Settings) -> Celery:
             "workers.tasks.hygiene",
             "workers.tasks.maintenance",
             "workers.tasks.notices",
+            "workers.tasks.retention",
             "workers.tasks.signals",
         ),
         beat_schedule={
@@ -94,6 +95,12 @@ def make_celery(settings: Settings) -> Celery:
             "review-reminders": {
                 "task": "ldis.review_reminders",
                 "schedule": crontab(hour=7, minute=15),
+                "options": {"queue": STANDARD_QUEUE},
+            },
+            # Daily, at night: old reports lose free text and exact location (counts stay).
+            "retention": {
+                "task": "ldis.retention",
+                "schedule": crontab(hour=3, minute=40),
                 "options": {"queue": STANDARD_QUEUE},
             },
             "purge-broker": {

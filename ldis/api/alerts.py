@@ -12,7 +12,7 @@ from ldis.api.body import json_body
 from ldis.api.v1 import bp, created
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import alert_messages, alert_views, alerts
+from ldis.services import alert_messages, alert_views, alerts, two_factor
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 
@@ -27,6 +27,17 @@ def _reason(body: Any, what: str) -> str:
     if not isinstance(reason, str):
         raise ValidationFailed({"reason": f"say why the alert is {what}"})
     return reason
+
+
+def _second_factor(body: Any, purpose: str) -> None:
+    """A token alone cannot approve or withdraw: the body must carry "otp", a current code
+    from the token user's authenticator app (or a recovery code), each accepted once. Users
+    without two-factor set up are refused (403 second_factor_required); docs/accounts.md."""
+    otp = body.get("otp") if isinstance(body, dict) else None
+    c = container()
+    two_factor.require_for_api(
+        c.db, current_principal(), otp, key=c.settings.secret(), purpose=purpose
+    )
 
 
 @bp.post("/alerts")
@@ -81,11 +92,13 @@ def submit_alert(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/approve")
 @api_roles(Role.panel)
 def approve_alert(alert_id: int) -> ResponseReturnValue:
-    """Optional body {"revision": n}: the revision the approver read (see the preview)."""
+    """Body {"otp": "123456"} (required) and optionally "revision": n, the revision the
+    approver read (see the preview)."""
     body = json_body(optional=True)
     seen = body.get("revision") if isinstance(body, dict) else None
     if seen is not None and (not isinstance(seen, int) or isinstance(seen, bool)):
         raise ValidationFailed({"revision": "give the revision number you read, e.g. 2"})
+    _second_factor(body, "approve")
     c = container()
     return jsonify(
         alerts.approve_alert(
@@ -125,7 +138,10 @@ def revise_alert(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/withdraw")
 @api_roles(Role.panel)
 def withdraw_alert(alert_id: int) -> ResponseReturnValue:
-    reason = _reason(json_body(), "withdrawn")
+    """Body {"reason": "...", "otp": "123456"}."""
+    body = json_body()
+    reason = _reason(body, "withdrawn")
+    _second_factor(body, "withdraw")
     return jsonify(alerts.withdraw_alert(container().db, current_principal(), alert_id, reason))
 
 

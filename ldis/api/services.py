@@ -10,7 +10,14 @@ from ldis.api.body import json_body
 from ldis.api.v1 import bp, created
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import contacts, permissions, recipients, service_types, verification
+from ldis.services import (
+    contact_export,
+    contacts,
+    permissions,
+    recipients,
+    service_types,
+    verification,
+)
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 
@@ -146,6 +153,13 @@ def update_contact(contact_id: int) -> ResponseReturnValue:
 @api_roles(*MANAGERS)
 def remove_contact(contact_id: int) -> ResponseReturnValue:
     return jsonify(contacts.remove_contact(container().db, current_principal(), contact_id))
+
+
+@bp.get("/contacts/<int:contact_id>/export")
+@api_roles(*MANAGERS)
+def export_contact(contact_id: int) -> ResponseReturnValue:
+    """Everything held about the contact (docs/privacy.md); audited."""
+    return jsonify(contact_export.export_contact(container().db, current_principal(), contact_id))
 
 
 @bp.post("/contacts/<int:contact_id>/verification/<channel>")

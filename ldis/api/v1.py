@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ldis.api.body import json_body
-from ldis.domain.errors import ValidationFailed
+from ldis.api.body import NUL_MESSAGE, json_body
+from ldis.domain.errors import NotFound, ValidationFailed
 from ldis.domain.roles import Role
+from ldis.domain.validation import MAX_ID
 from ldis.services import intake, report_queries, signals, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
@@ -19,6 +20,25 @@ bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
 def created(body: dict[str, Any]) -> ResponseReturnValue:
     return jsonify(body), 201
+
+
+def is_record_id(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
+
+@bp.before_request
+def _refuse_what_the_database_cannot_hold() -> None:
+    """An id beyond what the database can hold, or a NUL character (PostgreSQL text cannot
+    hold one), names no record: 404 for the path, 422 for a query parameter; never an
+    error from the database."""
+    for value in (request.view_args or {}).values():
+        if (isinstance(value, int) and not is_record_id(value)) or (
+            isinstance(value, str) and "\x00" in value
+        ):
+            raise NotFound("There is nothing at this address.")
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise ValidationFailed({name.replace("\x00", ""): NUL_MESSAGE})
 
 
 @bp.post("/reports")
@@ -115,7 +135,7 @@ def change_signal_status(signal_id: int) -> ResponseReturnValue:
 def merge_signal(signal_id: int) -> ResponseReturnValue:
     body = json_body()
     into = body.get("into") if isinstance(body, dict) else None
-    if not isinstance(into, int) or isinstance(into, bool):
+    if not is_record_id(into):
         raise ValidationFailed({"into": "give the id of the signal to merge into"})
     return jsonify(signals.merge(container().db, current_principal(), signal_id, into))
 
@@ -125,6 +145,6 @@ def merge_signal(signal_id: int) -> ResponseReturnValue:
 def split_signal(signal_id: int) -> ResponseReturnValue:
     body = json_body()
     ids = body.get("report_ids") if isinstance(body, dict) else None
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+    if not isinstance(ids, list) or not all(is_record_id(i) for i in ids):
         raise ValidationFailed({"report_ids": "give a list of report ids"})
     return created(signals.split(container().db, current_principal(), signal_id, ids))

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ldis.domain.errors import Conflict, Forbidden
+from ldis.domain.validation import RecordId
 
 
 class AlertStatus(StrEnum):
@@ -217,13 +218,13 @@ class AlertDraft(BaseModel):
     include_neighbours: bool = False
     fields: AlertFields
     # The case the panel decided on: a signal or a report (not both).
-    signal_id: int | None = Field(default=None, ge=1)
-    report_id: int | None = Field(default=None, ge=1)
+    signal_id: RecordId | None = None
+    report_id: RecordId | None = None
     review_by: datetime | None = None
     expires_at: datetime | None = None
     # A preparedness exercise goes only to the participating services chosen here.
     exercise: bool = False
-    participants: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=500)
+    participants: list[RecordId] = Field(default_factory=list, max_length=500)
 
     @field_validator("areas")
     @classmethod
@@ -240,6 +241,9 @@ class AlertDraft(BaseModel):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("must include a time zone, e.g. 2026-12-01T09:00:00Z")
+        # Stored in UTC: year 9999 with a negative offset would overflow on the way.
+        if value is not None and not 1 < value.year < 9999:
+            raise ValueError("must be a date between the years 2 and 9998")
         return value
 
     @model_validator(mode="after")

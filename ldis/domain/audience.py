@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from ldis.domain.alerts import AlertKind, AlertLevel, AlertPriority
 from ldis.domain.recipients import QuietHours, in_quiet_hours
+from ldis.domain.validation import RecordId
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -171,7 +172,7 @@ class AudienceQuery(BaseModel):
     kind: AlertKind = AlertKind.drug_alert
     include_neighbours: bool = False
     # Only these services, whatever their areas (an exercise's chosen participants).
-    service_ids: list[int] = Field(default_factory=list, max_length=500)
+    service_ids: list[RecordId] = Field(default_factory=list, max_length=500)
 
     @field_validator("areas", "service_types")
     @classmethod

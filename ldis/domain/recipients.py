@@ -78,11 +78,15 @@ ServiceRef = Annotated[
 ]
 
 
+# As wide as the column that keeps it.
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+
+
 class ServiceTypeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: ServiceTypeCode
-    label: Name
+    label: Label
     active: bool = True
 
 
@@ -92,7 +96,7 @@ class ServiceTypeUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: Name | None = None
+    label: Label | None = None
     active: bool | None = None
 
 
@@ -212,6 +216,15 @@ class QuietHours(BaseModel):
 
     start: time
     end: time
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        # Stored as a local time of day: an offset would be silently wrong (or, out of
+        # PostgreSQL's range, an error when stored).
+        if value.tzinfo is not None:
+            raise ValueError("give a UK local time like 22:00, without a time zone")
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> QuietHours:

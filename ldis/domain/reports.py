@@ -317,7 +317,7 @@ def parse_report(body: Any) -> ReportBody:
     if not isinstance(body, dict):
         raise ValidationFailed({"body": "must be a JSON object"})
     kind = body.get("kind")
-    if kind not in REPORT_KINDS:
+    if not isinstance(kind, str) or kind not in REPORT_KINDS:
         allowed = ", ".join(sorted(REPORT_KINDS))
         raise ValidationFailed({"kind": f"must be one of: {allowed}"})
     return parse(REPORT_KINDS[kind], body)

@@ -13,6 +13,7 @@ case for the panel, not ten).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,15 +93,25 @@ def danger(match: Match) -> int | None:
     return max(tier, RED_LIST_FLOOR) if match.red_list else tier
 
 
+APPEARANCE_KEY_MAX = 200  # the width of the column that keeps it
+
+
 def appearance_key(colour: str | None, markings: str | None) -> str | None:
-    """Colour plus markings, normalised; None unless both are given (either alone is common)."""
+    """Colour plus markings, normalised; None unless both are given (either alone is common).
+    A key longer than APPEARANCE_KEY_MAX keeps its start and a digest of the whole."""
     if not colour or not markings:
         return None
 
     def norm(text: str) -> str:
         return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
-    return f"{norm(colour)}|{norm(markings)}" if norm(colour) and norm(markings) else None
+    if not (norm(colour) and norm(markings)):
+        return None
+    key = f"{norm(colour)}|{norm(markings)}"
+    if len(key) <= APPEARANCE_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: APPEARANCE_KEY_MAX - len(digest) - 1]}#{digest}"
 
 
 def _red_list(facts: ReportFacts) -> list[RuleHit]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ldis.domain.errors import ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
+
+# The largest id a stored record can have (a PostgreSQL `integer`): a bigger one names no
+# record, and must be refused here rather than reach the database as an out-of-range value.
+MAX_ID = 2**31 - 1
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:

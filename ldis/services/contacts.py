@@ -2,15 +2,19 @@
 
 Contact details are staff personal data: they appear in the views people with the right
 to manage the service read, never in audit details or logs. A removed contact keeps its
-row (so delivery history still adds up) with every personal detail erased.
+row (so delivery history still adds up) with every personal detail erased, down to the
+kept copies of what was sent to them (see `remove_contact`).
 """
 
 from __future__ import annotations
 
+import html
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,14 +22,24 @@ from ldis.domain.deliveries import Channel, DeliveryStatus
 from ldis.domain.errors import Conflict, Forbidden, ValidationFailed
 from ldis.domain.principal import Principal
 from ldis.domain.recipients import ContactInput, ContactUpdate
+from ldis.domain.recipients_csv import export_phone
 from ldis.domain.roles import Role
 from ldis.domain.validation import parse
 from ldis.services import audit, notices, permissions, verification
 from ldis.services.verification import Sending, address_of, channel_row, channel_status
 from ldis.store.db import Database
-from ldis.store.models import Contact, ContactChannel, Notice
+from ldis.store.models import (
+    Contact,
+    ContactChannel,
+    Delivery,
+    DeliveryAttempt,
+    Notice,
+    OutboxMessage,
+)
 
 REMOVED_NAME = "Former contact"
+# What replaces an erased address (and the whole text of a verification message).
+ERASED = "(removed)"
 CHANNEL_ORDER = [c.value for c in Channel]
 DUPLICATE = {
     "email": "a contact with this e-mail address is already at this service",
@@ -78,6 +92,7 @@ def contact_view(contact: Contact, now: datetime | None = None) -> dict[str, Any
         "removed": is_removed(contact),
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat() if contact.updated_at else None,
+        "erased_at": contact.erased_at.isoformat() if contact.erased_at else None,
     }
 
 
@@ -323,12 +338,24 @@ def update_contact(
 
 
 def remove_contact(db: Database, actor: Principal, contact_id: int) -> dict[str, Any]:
-    """Erase the person's details but keep the row, so delivery history still adds up."""
+    """The person has left: erase their details but keep the row, so delivery history
+    still adds up.
+
+    Gone: their name ("Former contact"), e-mail address, number, quiet hours, channels
+    (with any verification code hash), unsubscriptions and flag; every self-service link is
+    revoked. Their deliveries stay (alert, version, channel, status, times: the counts)
+    with the address scrubbed from any error text; the kept copies of messages sent to
+    them (the local outbox, notices such as codes, escalations and text replies) lose the
+    address and any mention of their name or number; so do the panel's ring-round e-mails
+    that listed them. Audited twice, without personal data: `contact.removed` (what the
+    manager did) and `contact.erased` (how much was scrubbed).
+    """
     now = datetime.now(UTC)
     with db.transaction() as session:
         contact = permissions.contact_for(session, actor, contact_id, lock=True)
         if is_removed(contact):
             return contact_view(contact, now)
+        erased = _erase_traces(session, contact)
         contact.name = REMOVED_NAME
         contact.email = contact.phone = None
         contact.quiet_start = contact.quiet_end = None
@@ -338,6 +365,7 @@ def remove_contact(db: Database, actor: Principal, contact_id: int) -> dict[str,
         contact.opted_out_at = contact.opted_out_at or now
         contact.link_version += 1  # revokes every self-service link already sent
         contact.updated_at = now
+        contact.erased_at = now
         _forget_verification_notices(session, contact.id)
         audit.record(
             session,
@@ -347,8 +375,154 @@ def remove_contact(db: Database, actor: Principal, contact_id: int) -> dict[str,
             entity_id=contact.id,
             service_id=contact.service_id,
         )
+        audit.record(
+            session,
+            actor_id=actor.db_id,
+            action="contact.erased",
+            entity="contact",
+            entity_id=contact.id,
+            service_id=contact.service_id,
+            **erased,
+        )
         session.flush()
         return contact_view(contact, now)
+
+
+Scrub = Callable[[str | None], str | None]
+
+
+def _scrubber(name: str, email: str | None, phone: str | None) -> Scrub:
+    """A function replacing, as whole words, the person's name (with "Former contact")
+    and their address and number in every form a message shows them (with "(removed)")."""
+    names = {name.strip().casefold()} if name.strip() and name != REMOVED_NAME else set()
+    names |= {html.escape(n, quote=True) for n in names}
+    addresses: set[str] = set()
+    if email:
+        addresses |= {email.casefold(), html.escape(email.casefold(), quote=True)}
+    if phone:
+        addresses |= {phone, phone.lstrip("+"), export_phone(phone)}
+    words = sorted((w for w in names | addresses if w), key=len, reverse=True)
+    if not words:
+        return lambda text: text
+    pattern = re.compile(
+        r"(?<![\w@.+])(?:" + "|".join(re.escape(w) for w in words) + r")(?![\w@])",
+        re.IGNORECASE,
+    )
+
+    def replace(found: re.Match[str]) -> str:
+        return REMOVED_NAME if found.group().casefold() in names else ERASED
+
+    def scrub(text: str | None) -> str | None:
+        return pattern.sub(replace, text) if text else text
+
+    return scrub
+
+
+def their_notices(session: Session, contact: Contact, *, exclusive: bool) -> ColumnElement[bool]:
+    """Notices sent to this contact: by the key of those written for them (verification
+    codes and links, escalations to a backup) and by their address (replies to their
+    texts, notices to their mailbox). With `exclusive`, an address another live contact
+    also has (the same person at a second service) does not count: those are theirs too."""
+    keyed = or_(
+        Notice.dedupe_key.startswith(f"verify:{contact.id}:", autoescape=True),
+        Notice.dedupe_key.like(f"escalation:%:v%:{contact.id}:sms"),
+        Notice.dedupe_key.like(f"escalation:%:v%:{contact.id}:email"),
+    )
+    emails = {contact.email.lower()} if contact.email else set()
+    phones = {contact.phone} if contact.phone else set()
+    if exclusive and (emails or phones):
+        shared = session.execute(
+            select(func.lower(Contact.email), Contact.phone).where(
+                Contact.id != contact.id,
+                or_(func.lower(Contact.email).in_(emails), Contact.phone.in_(phones)),
+            )
+        ).all()
+        emails -= {email for email, _ in shared}
+        phones -= {phone for _, phone in shared}
+    addressed = func.lower(Notice.recipient).in_(emails | phones) if emails or phones else false()
+    return or_(keyed, addressed)
+
+
+def _erase_traces(session: Session, contact: Contact) -> dict[str, int]:
+    """Scrub the contact's details from what was sent to them and about them; return how
+    many rows of each kind were touched (for the audit event, no personal data)."""
+    scrub = _scrubber(contact.name, contact.email, contact.phone)
+    delivery_ids = select(Delivery.id).where(Delivery.contact_id == contact.id)
+    deliveries = session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.contact_id == contact.id)
+    )
+    for delivery in session.scalars(
+        select(Delivery).where(Delivery.contact_id == contact.id, Delivery.last_error.is_not(None))
+    ):
+        delivery.last_error = scrub(delivery.last_error)
+    for attempt in session.scalars(
+        select(DeliveryAttempt).where(
+            DeliveryAttempt.delivery_id.in_(delivery_ids), DeliveryAttempt.error.is_not(None)
+        )
+    ):
+        attempt.error = scrub(attempt.error)
+    copies = 0
+    for message in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.delivery_id.in_(delivery_ids))
+    ):
+        _scrub_copy(message, scrub)
+        copies += 1
+    sent_to_them = list(
+        session.scalars(select(Notice).where(their_notices(session, contact, exclusive=True)))
+    )
+    for notice in sent_to_them:
+        if notice.status == DeliveryStatus.queued.value:
+            notice.status = DeliveryStatus.failed.value
+            notice.last_error = "contact removed"
+        notice.recipient = ERASED
+        notice.subject = scrub(notice.subject)
+        notice.text_body = scrub(notice.text_body) or ""
+        notice.html_body = scrub(notice.html_body)
+        notice.last_error = scrub(notice.last_error)
+    mentioned = _panel_lists_naming(session, contact)
+    for notice in mentioned:
+        notice.text_body = scrub(notice.text_body) or ""
+        notice.html_body = scrub(notice.html_body)
+    notice_ids = [n.id for n in sent_to_them]
+    for message in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.notice_id.in_(notice_ids))
+    ):
+        _scrub_copy(message, scrub)
+        copies += 1
+    for message in session.scalars(
+        select(OutboxMessage).where(OutboxMessage.notice_id.in_([n.id for n in mentioned]))
+    ):
+        message.text_body = scrub(message.text_body) or ""
+        message.html_body = scrub(message.html_body)
+        copies += 1
+    session.flush()
+    return {
+        "deliveries_kept": int(deliveries or 0),
+        "notices_scrubbed": len(sent_to_them) + len(mentioned),
+        "outbox_copies_scrubbed": copies,
+    }
+
+
+def _scrub_copy(message: OutboxMessage, scrub: Scrub) -> None:
+    message.recipient = ERASED
+    message.subject = scrub(message.subject)
+    message.text_body = scrub(message.text_body) or ""
+    message.html_body = scrub(message.html_body)
+
+
+def _panel_lists_naming(session: Session, contact: Contact) -> list[Notice]:
+    """The panel's escalation e-mails that list this contact's number to ring."""
+    if not contact.phone:
+        return []
+    shown = export_phone(contact.phone)
+    return list(
+        session.scalars(
+            select(Notice).where(
+                Notice.dedupe_key.startswith("escalation-panel:"),
+                Notice.text_body.contains(shown, autoescape=True),
+            )
+        )
+    )
 
 
 def _forget_verification_notices(session: Session, contact_id: int) -> None:

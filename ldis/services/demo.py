@@ -98,3 +98,9 @@ def load_demo(db: Database) -> Iterator[str]:
                 )
                 yield f"user {email} ({', '.join(r.value for r in roles)})"
     yield "demo data loaded; create API tokens with: ldis tokens create --email panel1@example.org"
+    # Demo users get no two-factor secret of a known value: that would open any instance
+    # where `ldis demo` was run by mistake. An operator gives each one its own secret.
+    yield (
+        "approving needs two-factor: ldis users totp --email panel2@example.org prints a secret "
+        'for an authenticator app; send its current code as "otp"'
+    )

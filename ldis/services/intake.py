@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from ldis.services.areas import Locator
 from ldis.services.ports import TaskQueue
 from ldis.services.signals import similar_appearances
 from ldis.store.db import Database
-from ldis.store.models import Area, Report, ReportPhoto, ReportSubstance, ReportUpdate
+from ldis.store.models import Area, Report, ReportPhoto, ReportSubstance, ReportUpdate, User
 
 log = logging.getLogger(__name__)
 
@@ -403,6 +403,14 @@ def file_report(
         return {**view, "signals": result.signals[0]}, True
     with db.transaction() as session:
         original = _original_of(session, report)
+        if not may_read(session, actor, original):
+            # Someone else's report (same source and reference): say it exists, show nothing.
+            return {
+                "id": original.id,
+                "reference": original.reference,
+                "kind": original.kind,
+                "duplicate": True,
+            }, False
         return {**report_view(original), "duplicate": True}, False
 
 
@@ -470,11 +478,39 @@ def _fresh_view(report_id: int, item: Prepared) -> dict[str, Any]:
     }
 
 
+def readable_by(session: Session, actor: Principal) -> ColumnElement[bool] | None:
+    """The condition on `Report` for the reports `actor` may read; None means every report.
+
+    The panel and admins read every report. A reporter reads their own and, once an admin
+    has set the service they file for (`users.service_id`), every report filed by anyone
+    of that service (as the service stands now: a reporter who moves takes their reports
+    along). The command line acting as the system (user 0) is no user and reads none.
+    """
+    if actor.has_any(Role.panel, Role.admin):
+        return None
+    service_id = (
+        session.scalar(select(User.service_id).where(User.id == actor.user_id))
+        if actor.user_id
+        else None
+    )
+    if service_id is None:
+        return Report.reporter_id == actor.user_id
+    colleagues = select(User.id).where(User.service_id == service_id)
+    return or_(Report.reporter_id == actor.user_id, Report.reporter_id.in_(colleagues))
+
+
+def may_read(session: Session, actor: Principal, report: Report) -> bool:
+    scope = readable_by(session, actor)
+    if scope is None:
+        return True
+    return (
+        session.scalar(select(Report.id).where(Report.id == report.id, scope).limit(1)) is not None
+    )
+
+
 def _readable(session: Session, actor: Principal, report_id: int) -> Report:
     report = session.get(Report, report_id)
-    if report is None or (
-        not actor.has_any(Role.panel, Role.admin) and report.reporter_id != actor.user_id
-    ):
+    if report is None or not may_read(session, actor, report):
         # Not Forbidden: a reporter must not learn that someone else's report exists.
         raise NotFound(f"No report {report_id}.")
     return report

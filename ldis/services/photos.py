@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import select
 
 from ldis.domain.errors import NotFound, ValidationFailed
-from ldis.domain.photo import Photo
+from ldis.domain.photo import Photo, looks_like
 from ldis.domain.principal import Principal
 from ldis.services import intake
 from ldis.store.db import Database
@@ -22,13 +22,26 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 MAX_SIDE = 2000
 JPEG_QUALITY = 85
-ACCEPTED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# MPO is a JPEG holding more than one picture (many phone cameras write them, e.g. for
+# depth); the first picture is the photo.
+ACCEPTED = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+JPEG_KINDS = ("JPEG", "MPO")
+# The only decoders ever run on an upload (the JPEG one also opens MPO files).
+DECODERS = ["JPEG", "PNG", "WEBP"]
 NOT_AN_IMAGE = "must be a photo in JPEG, PNG or WebP format; this file is not one"
 TOO_MANY_PIXELS = "is too large in pixels; take it again at a normal size"
 
 
 def _refuse(message: str) -> ValidationFailed:
     return ValidationFailed({"photo": message}, "The photo cannot be used.")
+
+
+def _not_an_image(raw: bytes) -> ValidationFailed:
+    """Refuse a file that does not decode as an accepted photo, saying what it looks like."""
+    what = looks_like(raw)
+    if what is None:
+        return _refuse(NOT_AN_IMAGE)
+    return _refuse(f"must be a photo in JPEG, PNG or WebP format; this file is {what}")
 
 
 def _normalised(image: Image.Image, keep_alpha: bool) -> Image.Image:
@@ -59,14 +72,14 @@ def process(raw: bytes) -> Photo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(BytesIO(raw), formats=list(ACCEPTED)) as image:
+            with Image.open(BytesIO(raw), formats=DECODERS) as image:
                 kind = image.format or ""
                 width, height = image.size
                 if kind not in ACCEPTED:
-                    raise _refuse(NOT_AN_IMAGE)
+                    raise _not_an_image(raw)
                 if width * height > MAX_PIXELS or width < 1 or height < 1:
                     raise _refuse(TOO_MANY_PIXELS)
-                if kind == "JPEG":
+                if kind in JPEG_KINDS:
                     image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at a reduced scale
                 image.load()
                 upright = ImageOps.exif_transpose(image)  # keep the picture the right way up
@@ -84,7 +97,7 @@ def process(raw: bytes) -> Photo:
         ValueError,
         EOFError,
     ):
-        raise _refuse(NOT_AN_IMAGE) from None
+        raise _not_an_image(raw) from None
     out = BytesIO()
     if kind == "PNG":
         clean.save(out, format="PNG", optimize=True)

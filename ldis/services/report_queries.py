@@ -1,4 +1,5 @@
-"""Finding reports: the panel's list with filters (reporters see only their own)."""
+"""Finding reports: the panel's list with filters (reporters see their service's reports, or
+only their own when no service is set: `intake.readable_by`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from ldis.domain.principal import Principal
 from ldis.domain.reports import REPORT_KINDS
-from ldis.domain.roles import Role
 from ldis.domain.validation import parse
 from ldis.services import vocabulary
-from ldis.services.intake import FILERS, report_view
+from ldis.services.intake import FILERS, readable_by, report_view
 from ldis.store.db import Database
 from ldis.store.models import Area, Report, ReportSubstance
 
@@ -26,12 +27,16 @@ def _when(value: Any) -> Any:
         return value
     try:
         if len(value.strip()) == 10:
-            return datetime.combine(date.fromisoformat(value.strip()), time.min, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.strip())
+            parsed = datetime.combine(date.fromisoformat(value.strip()), time.min, tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(
             "must be a date like 2026-11-21 or a time like 2026-11-21T23:40Z"
         ) from None
+    # Room for a time zone and for "the whole day" of `until` (year 9999 would overflow).
+    if not 1 < parsed.year < 9999:
+        raise ValueError("must be a date between the years 2 and 9998")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -61,10 +66,13 @@ def parse_filter(args: dict[str, Any]) -> ReportFilter:
     return result
 
 
-def _query(actor: Principal, filters: ReportFilter, canonical: str | None) -> Select[Report]:
+def _query(
+    session: Session, actor: Principal, filters: ReportFilter, canonical: str | None
+) -> Select[Report]:
     query = select(Report)
-    if not actor.has_any(Role.panel, Role.admin):
-        query = query.where(Report.reporter_id == actor.user_id)
+    scope = readable_by(session, actor)
+    if scope is not None:
+        query = query.where(scope)
     if filters.kind:
         query = query.where(Report.kind == filters.kind)
     if filters.area:
@@ -98,7 +106,7 @@ def list_reports(db: Database, actor: Principal, filters: ReportFilter) -> dict[
         canonical = None
         if filters.substance:
             canonical = vocabulary.current(session).lookup(filters.substance).canonical
-        query = _query(actor, filters, canonical)
+        query = _query(session, actor, filters, canonical)
         rows = session.scalars(
             query.order_by(Report.received_at.desc(), Report.id.desc())
             .limit(filters.limit + 1)

@@ -50,6 +50,9 @@ def current(session: Session) -> Vocabulary:
     return _cache[key]
 
 
+MAX_NAME = 100
+
+
 def add_entry(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
     """Admins extend the vocabulary: a new substance, or new names for a known one."""
     actor.require(Role.admin)
@@ -60,6 +63,9 @@ def add_entry(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
     problems: dict[str, str] = {}
     if not isinstance(name, str) or not name.strip():
         problems["name"] = "give the substance's canonical name"
+    elif len(name.strip()) > MAX_NAME:
+        # Names end up in signal keys and summaries, which have room for two of them.
+        problems["name"] = f"keep it to {MAX_NAME} characters"
     if not isinstance(drug_class, str):
         problems["class"] = "give the drug class, e.g. nitazene"
     if not isinstance(synonyms, list) or not all(isinstance(s, str) for s in synonyms):

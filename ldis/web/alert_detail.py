@@ -16,7 +16,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.services import alert_messages, alert_views, alerts
 from ldis.web import alert_forms as words
-from ldis.web.access import web_roles
+from ldis.web.access import confirm_second_factor, second_factor_is_fresh, web_roles
 from ldis.web.alerts import (
     EDITABLE,
     REVISABLE,
@@ -116,6 +116,9 @@ def _detail(
         required=approvals_required(),
         errors=errors or {},
         reasons=reasons or {},
+        # Approving or withdrawing asks for a new code when the last is older than
+        # LDIS_FRESH_2FA_MINUTES (docs/accounts.md).
+        code_needed=not second_factor_is_fresh(),
         timing=_timing(view["timing"]),
         status_words=words.STATUS_WORDS,
         state_words=words.STATE_WORDS,
@@ -215,6 +218,10 @@ def approve(alert_id: int) -> ResponseReturnValue:
     if not raw.isdigit():
         flash("Reload the alert and read it again before approving.", "error")
         return _back(alert_id)
+    problem = confirm_second_factor(request.form.get("otp"), purpose="approve", doing="approve")
+    if problem is not None:
+        message, status = problem
+        return _detail(alert_id, errors={"approve_otp": message}, code=status)
     c = container()
     try:
         view = alerts.approve_alert(
@@ -266,6 +273,17 @@ def reject(alert_id: int) -> ResponseReturnValue:
 @web_roles(Role.panel)
 def withdraw(alert_id: int) -> ResponseReturnValue:
     reason = request.form.get("withdraw_reason", "")
+    problem = confirm_second_factor(
+        request.form.get("otp"), purpose="withdraw", doing="ask to withdraw the alert"
+    )
+    if problem is not None:
+        message, status = problem
+        return _detail(
+            alert_id,
+            errors={"withdraw_otp": message},
+            reasons={"withdraw_reason": reason},
+            code=status,
+        )
     try:
         alerts.withdraw_alert(container().db, current_actor(), alert_id, reason)
     except NotFound:

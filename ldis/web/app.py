@@ -13,6 +13,7 @@ from ldis.api import bp as api_bp
 from ldis.api import errors as api_errors
 from ldis.bootstrap import Container, build
 from ldis.web import (
+    account,
     ack,
     alert_detail,  # noqa: F401 (its routes attach to alerts.bp, registered below)
     alerts,
@@ -74,6 +75,7 @@ def create_app(container: Container | None = None) -> Flask:
         outbox.bp,
         ack.bp,
         auth.bp,
+        account.bp,
         reports.bp,
         signals.bp,
         panel.bp,

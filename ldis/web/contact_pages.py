@@ -4,14 +4,15 @@ verification link opens (a GET shows a button, only the button's POST confirms).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ldis.domain.errors import Conflict, NotFound, ValidationFailed
 from ldis.domain.roles import Role
-from ldis.services import contacts, email_links, recipients, verification
+from ldis.services import contact_export, contacts, email_links, recipients, verification
 from ldis.web.access import public, web_roles
 from ldis.web.extensions import container
 from ldis.web.service_forms import CHANNEL_LABELS, CodeForm, ContactForm
@@ -136,6 +137,24 @@ def remove_contact(contact_id: int) -> ResponseReturnValue:
     contacts.remove_contact(db, who, contact_id)
     flash(f"{view['name']} was removed and their details erased.", "changed")
     return redirect(url_for("services.show", service_id=view["service_id"], _anchor="contacts"))
+
+
+@bp.get("/contacts/<int:contact_id>/export.json")
+@web_roles(*MANAGERS)
+def export_contact(contact_id: int) -> ResponseReturnValue:
+    """Everything held about the contact, as a JSON file to download (audited)."""
+    try:
+        document = contact_export.export_contact(container().db, actor(), contact_id)
+    except NotFound:
+        return not_found("contact")
+    response = Response(
+        json.dumps(document, indent=2, ensure_ascii=False), mimetype="application/json"
+    )
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="ldis-contact-{contact_id}.json"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/contacts/<int:contact_id>/verification/<channel>")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,19 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.exc import OperationalError
 
 from ldis.bootstrap import Container, build
+from ldis.domain import two_factor as two_factor_rules
 from ldis.domain.recipients import DEFAULT_SERVICE_TYPES
 from ldis.domain.roles import Role
+from ldis.services import two_factor as two_factor_service
 from ldis.services import vocabulary
 from ldis.services.accounts import create_token, create_user
 from ldis.settings import PROJECT_ROOT, Settings, load_settings
 from ldis.store.migrate import upgrade
-from ldis.store.models import Base, ServiceType
+from ldis.store.models import Base, ServiceType, User
 from ldis.web.app import create_app
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -129,12 +132,52 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class Authenticators:
+    """The tests' authenticator apps: each user's TOTP secret, and a current code that the
+    server has not accepted yet (a code is never accepted twice, and a test may approve
+    several times within one 30-second step)."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.secrets: dict[str, str] = {}
+        self.last_step: dict[str, int] = {}
+
+    def enrol(self, email: str) -> str:
+        """Two-factor on for `email`, as `ldis users totp` does; return the secret."""
+        email = email.lower()
+        secret = two_factor_service.provision(
+            self.container.db, email, key=self.container.settings.secret()
+        )
+        self.secrets[email] = secret
+        self.last_step.pop(email, None)
+        return secret
+
+    def code(self, email: str) -> str:
+        email = email.lower()
+        secret = self.secrets[email]
+        current = two_factor_rules.time_step(datetime.now(UTC))
+        step = max(current, self.last_step.get(email, current - 1) + 1)
+        if step > current + two_factor_rules.DRIFT_STEPS:
+            # Every step the server accepts now is used up. A person would wait for the
+            # next code; a test forgets the steps used instead (the replay rule itself is
+            # tested in test_accounts.py).
+            with self.container.db.transaction() as session:
+                session.execute(update(User).where(User.email == email).values(totp_last_step=None))
+            step = current
+        self.last_step[email] = step
+        return two_factor_rules.code_at(secret, step)
+
+
 class People:
-    """Make users with roles and hand back auth headers for them."""
+    """Make users with roles and hand back auth headers for them. Panel members and admins
+    get two-factor set up (it is required of them); `otp(name)` is their current code, which
+    the API needs to approve or withdraw."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
         self.ids: dict[str, int] = {}
+        self.apps = Authenticators(container)
+        self._names: dict[str, str] = {}
 
     def headers(self, name: str, *roles: Role) -> dict[str, str]:
         email = f"{name}@example.org"
@@ -142,8 +185,19 @@ class People:
             self.ids[name] = create_user(
                 self.container.db, email=email, name=name.title(), roles=frozenset(roles)
             )
+            if two_factor_rules.required_for(roles):
+                self.apps.enrol(email)
         token = create_token(self.container.db, email=email, label="test")
+        self._names[token] = name
         return {"Authorization": f"Bearer {token}"}
+
+    def otp(self, name: str) -> str:
+        """A current code from `name`'s authenticator app, not yet used."""
+        return self.apps.code(f"{name}@example.org")
+
+    def otp_for(self, headers: dict[str, str]) -> str:
+        """The current code of whoever these headers belong to."""
+        return self.otp(self._names[headers["Authorization"].removeprefix("Bearer ")])
 
 
 @pytest.fixture

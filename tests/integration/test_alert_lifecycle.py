@@ -38,12 +38,17 @@ BODY: dict[str, Any] = {
 
 
 class Api:
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
+    """The API as one panel member or another. Approving and withdrawing send the
+    member's current two-factor code ("otp"), as they must: a token alone is not enough."""
+
+    def __init__(self, client: FlaskClient, people: People) -> None:
+        self.client, self.people = client, people
 
     def __call__(
         self, method: str, path: str, who: dict[str, str], body: Any = None
     ) -> tuple[int, Any]:
+        if path.endswith(("/approve", "/withdraw")) and "otp" not in (body or {}):
+            body = {**(body or {}), "otp": self.people.otp_for(who)}
         response = self.client.open(f"/api/v1{path}", method=method, json=body, headers=who)
         return response.status_code, response.get_json()
 
@@ -71,7 +76,7 @@ def _service(api: Api, admin: dict[str, str], name: str, area: str, email: str) 
 
 @pytest.fixture
 def world(client: FlaskClient, people: People) -> dict[str, Any]:
-    api = Api(client)
+    api = Api(client, people)
     admin = people.headers("admin", Role.admin)
     for code, name in ((AREA, "Selby"), (OTHER_AREA, "Tadcaster")):
         api.ok("POST", "/areas", admin, {"code": code, "name": name})

@@ -144,8 +144,14 @@ def _awaiting(client: FlaskClient, people: People) -> tuple[int, dict[str, str]]
 def test_alert_state_conflicts(client: FlaskClient, people: People) -> None:
     alert_id, drafter = _awaiting(client, people)
     other = people.headers("other", Role.panel)
+
+    def approve(alert: int) -> Any:
+        return client.post(
+            f"/api/v1/alerts/{alert}/approve", json={"otp": people.otp("other")}, headers=other
+        )
+
     # Approving a draft (not yet submitted) is the wrong state.
-    assert_error(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=other), 409, "conflict")
+    assert_error(approve(alert_id), 409, "conflict")
     # Only an author submits their draft.
     assert_error(client.post(f"/api/v1/alerts/{alert_id}/submit", headers=other), 403, "forbidden")
     assert client.post(f"/api/v1/alerts/{alert_id}/submit", headers=drafter).status_code == 200
@@ -156,9 +162,9 @@ def test_alert_state_conflicts(client: FlaskClient, people: People) -> None:
         f"/api/v1/alerts/{alert_id}/reject", json={"reason": "not confirmed"}, headers=other
     )
     assert rejected.get_json()["status"] == "rejected"
-    assert_error(client.post(f"/api/v1/alerts/{alert_id}/approve", headers=other), 409, "conflict")
+    assert_error(approve(alert_id), 409, "conflict")
     assert_error(client.get("/api/v1/alerts/999", headers=other), 404, "not_found")
-    assert_error(client.post("/api/v1/alerts/999/approve", headers=other), 404, "not_found")
+    assert_error(approve(999), 404, "not_found")
 
 
 def test_alert_draft_validation(client: FlaskClient, people: People) -> None:

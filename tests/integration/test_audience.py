@@ -368,7 +368,9 @@ def test_approval_writes_deliveries_for_exactly_the_previewed_pairs(
     assert client.post(f"/api/v1/alerts/{alert['id']}/submit", headers=drafter).status_code == 200
     for name in ("approver1", "approver2"):
         approved = client.post(
-            f"/api/v1/alerts/{alert['id']}/approve", headers=people.headers(name, Role.panel)
+            f"/api/v1/alerts/{alert['id']}/approve",
+            headers=people.headers(name, Role.panel),
+            json={"otp": people.otp(name)},
         )
         assert approved.status_code == 200, approved.get_json()
     with container.db.transaction() as session:

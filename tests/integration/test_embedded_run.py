@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 import requests
 
@@ -53,6 +55,23 @@ class Embedded:
         result = self.ldis("tokens", "create", "--email", email)
         assert result.returncode == 0, result.stderr
         return {"Authorization": f"Bearer {result.stdout.strip().splitlines()[-1]}"}
+
+    def totp(self, email: str) -> str:
+        """Two-factor for a demo user, as an operator sets it up: the secret for an app."""
+        result = self.ldis("users", "totp", "--email", email)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+
+class App:
+    """An authenticator app: a new code each time (the server never takes one twice)."""
+
+    def __init__(self, secret: str) -> None:
+        self.totp, self.last_step = pyotp.TOTP(secret), 0
+
+    def code(self) -> str:
+        self.last_step = max(int(time.time()) // 30, self.last_step + 1)
+        return self.totp.generate_otp(self.last_step)
 
 
 @pytest.fixture
@@ -114,6 +133,19 @@ def test_run_serves_the_thin_path_on_embedded_defaults_and_stops_on_ctrl_c(
         stdin="correct horse battery\n",
     )
     assert created.returncode == 0, created.stderr
+    weak = service.ldis(
+        "users",
+        "create",
+        "--email",
+        "weak@example.org",
+        "--name",
+        "Weak",
+        "--role",
+        "reporter",
+        "--password-stdin",
+        stdin="password1234\n",
+    )
+    assert weak.returncode == 1 and weak.stderr.startswith("ldis: password: "), weak.stderr
     duplicate = service.ldis(
         "users", "create", "--email", "lab@example.org", "--name", "Lab", "--role", "reporter"
     )
@@ -125,13 +157,18 @@ def test_run_serves_the_thin_path_on_embedded_defaults_and_stops_on_ctrl_c(
         )
         return response.status_code, response.json()
 
+    # Approving over the API needs a code from each approver's authenticator app.
+    panel = {n: f"panel{n}@example.org" for n in (1, 2, 3)}
+    headers = {n: service.token(email) for n, email in panel.items()}
+    apps = {headers[n]["Authorization"]: App(service.totp(panel[n])) for n in panel}
     view = run_thin_path(
         call,
         admin=service.token("admin@example.org"),
         reporter=service.token("lab@example.org"),
-        drafter=service.token("panel1@example.org"),
-        approvers=[service.token("panel2@example.org"), service.token("panel3@example.org")],
+        drafter=headers[1],
+        approvers=[headers[2], headers[3]],
         wait_for=wait_for,
+        otp=lambda who: apps[who["Authorization"]].code(),
     )
     assert view["deliveries"]["sent"] == 2
 

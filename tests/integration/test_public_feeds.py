@@ -55,7 +55,7 @@ def schema() -> etree.XMLSchema:
 class World:
     def __init__(self, client: FlaskClient, people: People) -> None:
         self.client = client
-        self.api = Api(client)
+        self.api = Api(client, people)
         admin = people.headers("admin", Role.admin)
         for code, name, parent in (
             ("NYORKS", "North Yorkshire", None),

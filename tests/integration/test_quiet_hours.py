@@ -101,7 +101,9 @@ def _approve(client: FlaskClient, people: People, priority: str) -> int:
     alert_id = _draft(client, people, priority)
     for name in ("approver1", "approver2"):
         response = client.post(
-            f"/api/v1/alerts/{alert_id}/approve", headers=people.headers(name, Role.panel)
+            f"/api/v1/alerts/{alert_id}/approve",
+            headers=people.headers(name, Role.panel),
+            json={"otp": people.otp(name)},
         )
         assert response.status_code == 200, response.get_json()
     return alert_id

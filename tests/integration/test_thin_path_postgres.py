@@ -37,6 +37,7 @@ def thin_path_with(client: FlaskClient, people: People) -> dict[str, Any]:
             people.headers("approver2", Role.panel),
         ],
         wait_for=wait_for,
+        otp=people.otp_for,
     )
 
 

@@ -248,7 +248,7 @@ def test_list_filters_for_the_panel(web: Web, client: FlaskClient) -> None:
     assert FormPage(text(bad)).values["since"] == "yesterday"
     assert "must be one of" in error_beside(text(panel.get("/reports?kind=poem")), "kind")
 
-    # Reporters see only their own.
+    # Reporters with no service set see only their own (test_privacy.py: a service's).
     other = web.browser("other", Role.reporter)
     response = other.get("/reports")
     assert not re.search(r"R-[A-Z0-9]{10}", text(response)) and "No reports match" in text(response)

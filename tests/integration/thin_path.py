@@ -45,8 +45,11 @@ def run_thin_path(
     drafter: dict[str, str],
     approvers: list[dict[str, str]],
     wait_for: Callable[..., Any],
+    otp: Callable[[dict[str, str]], str],
 ) -> dict[str, Any]:
-    """Register recipients, file a near miss, draft, submit, approve, and wait for delivery."""
+    """Register recipients, file a near miss, draft, submit, approve, and wait for delivery.
+    `otp(headers)` is the current two-factor code of whoever the headers belong to: a token
+    alone cannot approve."""
     status, area = call("POST", "/api/v1/areas", admin, {"code": AREA.lower(), "name": "Selby"})
     assert status == 201 and area["code"] == AREA, area
     status, service = call(
@@ -85,16 +88,19 @@ def run_thin_path(
     status, submitted = call("POST", f"/api/v1/alerts/{alert_id}/submit", drafter)
     assert status == 200 and submitted["status"] == "awaiting_approval"
 
-    status, refused = call("POST", f"/api/v1/alerts/{alert_id}/approve", drafter)
+    approve = f"/api/v1/alerts/{alert_id}/approve"
+    status, refused = call("POST", approve, approvers[0])
+    assert status == 422 and "otp" in refused["fields"], refused  # the token alone: no
+    status, refused = call("POST", approve, drafter, {"otp": otp(drafter)})
     assert status == 403 and refused["error"] == "forbidden", refused
 
     for number, approver in enumerate(approvers, start=1):
-        status, approved = call("POST", f"/api/v1/alerts/{alert_id}/approve", approver)
+        status, approved = call("POST", approve, approver, {"otp": otp(approver)})
         assert status == 200, approved
         assert approved["approvals"] == number
         expected = "approved" if number == len(approvers) else "awaiting_approval"
         assert approved["status"] == expected
-    status, again = call("POST", f"/api/v1/alerts/{alert_id}/approve", approvers[0])
+    status, again = call("POST", approve, approvers[0], {"otp": otp(approvers[0])})
     assert status == 409, again
 
     def all_sent() -> dict[str, Any] | None:

@@ -21,9 +21,10 @@ from werkzeug.test import TestResponse
 
 from ldis.bootstrap import Container
 from ldis.domain.roles import Role
+from ldis.domain.two_factor import required_for
 from ldis.services.accounts import create_token, create_user
 from ldis.store.models import Report
-from tests.integration.conftest import People
+from tests.integration.conftest import Authenticators, People
 
 PASSWORD = "correct horse battery staple"
 AREA = "SELBY"
@@ -93,22 +94,40 @@ def summary_links(html: str) -> list[str]:
 
 
 class Web:
-    """People with passwords, each with their own logged-in browser."""
+    """People with passwords, each with their own logged-in browser. Panel members and
+    admins have two-factor set up (it is required of them) and `login` enters their code,
+    as a person with an authenticator app would."""
 
-    def __init__(self, app: Flask, container: Container) -> None:
+    def __init__(
+        self, app: Flask, container: Container, apps: Authenticators | None = None
+    ) -> None:
         self.app, self.container = app, container
+        self.apps = apps or Authenticators(container)
 
     def user(self, name: str, *roles: Role) -> str:
         email = f"{name}@example.org"
         create_user(
             self.container.db, email=email, name=name, roles=frozenset(roles), password=PASSWORD
         )
+        if required_for(roles):
+            self.apps.enrol(email)
         return email
 
     def login(self, client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
         token = csrf(client.get("/login"))
-        return client.post(
+        response = client.post(
             "/login", data={"csrf_token": token, "email": email, "password": password}
+        )
+        if response.status_code == 302 and response.headers["Location"] == "/login/two-factor":
+            response = self.enter_code(client, email)
+        return response
+
+    def enter_code(self, client: FlaskClient, email: str, code: str | None = None) -> TestResponse:
+        """The second step of logging in: the current code from the user's app."""
+        token = csrf(client.get("/login/two-factor"))
+        return client.post(
+            "/login/two-factor",
+            data={"csrf_token": token, "code": code or self.apps.code(email.lower())},
         )
 
     def browser(self, name: str, *roles: Role) -> FlaskClient:
@@ -132,7 +151,7 @@ def make_web(app: Flask, container: Container, client: FlaskClient, people: Peop
     ):
         # The JSON API with a bearer token needs no CSRF token: it works exactly as before.
         assert client.post("/api/v1/areas", json=area, headers=admin).status_code == 201
-    return Web(app, container)
+    return Web(app, container, people.apps)
 
 
 def post_form(
