@@ -61,6 +61,16 @@ class Settings(BaseModel):
     # 0 lets config/gunicorn.conf.py choose from the core count.
     web_workers: int = Field(default=0, ge=0, le=64)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Request rate limits (docs/security.md): "N/second|minute|hour|day", several joined by
+    # ";". Sign-in forms per client address; report intake per user (or address); Twilio
+    # webhooks and acknowledgement links per address.
+    login_rate: str = "10/minute"
+    intake_rate: str = "120/minute"
+    webhook_rate: str = "600/minute"
+    ack_rate: str = "60/minute"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none;
+    # the client address is then the TCP peer).
+    trusted_proxies: int = Field(default=0, ge=0, le=10)
     delivery_batch_size: int = Field(default=100, ge=1, le=1000)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     stuck_after_seconds: float = Field(default=120.0, gt=0)
@@ -110,6 +120,17 @@ class Settings(BaseModel):
     def _broker_url_known(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "amqp://", "sqla+")):
             raise ValueError("must be a redis://, amqp:// or sqla+sqlite:/// URL")
+        return value
+
+    @field_validator("login_rate", "intake_rate", "webhook_rate", "ack_rate")
+    @classmethod
+    def _rate_parses(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must be a rate such as '10/minute' or '5/second;100/hour'") from None
         return value
 
     @model_validator(mode="after")

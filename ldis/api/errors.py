@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ldis.domain.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
@@ -60,7 +60,25 @@ def error_response(
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    # Twilio's webhooks already answer refusals in this shape.
+    return request.path.startswith(("/api/", "/webhooks/"))
+
+
+def _page(status: int, title: str, message: str) -> Response:
+    return make_response(render_template("error.html", title=title, message=message), status)
+
+
+def rate_limited(retry_after: int) -> Response:
+    """429 for a request over a rate limit (ldis.web.ratelimits): JSON under /api/ and
+    /webhooks/, a short page elsewhere; `Retry-After` in whole seconds either way."""
+    seconds = max(1, retry_after)
+    message = f"Too many requests in a short time. Try again in {seconds} seconds."
+    if _wants_json():
+        response = error_response(429, "rate_limited", message)
+    else:
+        response = _page(429, "Too many requests", message)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def register(app: Flask) -> None:
@@ -73,6 +91,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response | HTTPException:
         if not _wants_json():
+            if exc.code == 413:
+                # Pages with forms say more (ldis.web.forms.register_page_errors).
+                return _page(
+                    413, "What you sent is too large", "Nothing was saved. Go back and send less."
+                )
             return exc
         status = exc.code or 500
         message = {

@@ -14,6 +14,7 @@ from ldis.domain.validation import MAX_ID
 from ldis.services import intake, report_queries, signals, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
+from ldis.web.ratelimits import rate_limited
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -42,6 +43,7 @@ def _refuse_what_the_database_cannot_hold() -> None:
 
 
 @bp.post("/reports")
+@rate_limited("intake")
 @api_roles(Role.reporter, Role.panel, Role.admin)
 def file_report() -> ResponseReturnValue:
     c = container()
@@ -70,6 +72,7 @@ def add_report_update(report_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/callouts")
+@rate_limited("intake")
 @api_roles(Role.reporter, Role.admin)
 def file_callouts() -> ResponseReturnValue:
     """A batch: a JSON array of call-outs, or {"source": {...}, "callouts": [...]}."""

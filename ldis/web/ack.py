@@ -9,11 +9,13 @@ from flask.typing import ResponseReturnValue
 from ldis.services.acknowledgements import acknowledge
 from ldis.web.access import public
 from ldis.web.extensions import container
+from ldis.web.ratelimits import rate_limited
 
 bp = Blueprint("ack", __name__)
 
 
 @bp.get("/ack/<token>")
+@rate_limited("ack", methods=("GET",))
 @public
 def ack(token: str) -> ResponseReturnValue:
     c = container()

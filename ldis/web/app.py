@@ -36,6 +36,7 @@ from ldis.web import (
 )
 from ldis.web.access import SESSION_USER, current_web_principal
 from ldis.web.extensions import KEY
+from ldis.web.ratelimits import install as install_rate_limits
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -95,6 +96,7 @@ def create_app(container: Container | None = None) -> Flask:
         app.register_blueprint(blueprint)
     api_errors.register(app)
     _forms(app)
+    install_rate_limits(app, container.settings)
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError) -> Response:

@@ -29,6 +29,7 @@ from ldis.web.access import (
 )
 from ldis.web.extensions import container
 from ldis.web.forms import WebForm, register_page_errors
+from ldis.web.ratelimits import rate_limited
 
 bp = Blueprint("auth", __name__)
 register_page_errors(bp)
@@ -56,6 +57,7 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@rate_limited("login")
 @public
 def login() -> ResponseReturnValue:
     form = LoginForm()
@@ -92,6 +94,7 @@ def _again() -> ResponseReturnValue:
 
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])
+@rate_limited("login")
 @public
 def two_factor_code() -> ResponseReturnValue:
     """The second step: a code from the app, or a recovery code."""
@@ -209,6 +212,7 @@ SENT = (
 
 
 @bp.route("/login/forgot", methods=["GET", "POST"])
+@rate_limited("login")
 @public
 def forgot() -> ResponseReturnValue:
     if request.method == "GET":

@@ -20,6 +20,7 @@ from ldis.web import report_display as display
 from ldis.web.access import current_web_principal, web_roles
 from ldis.web.extensions import container
 from ldis.web.forms import WebForm, friendly, register_page_errors, uk_time
+from ldis.web.ratelimits import rate_limited
 from ldis.web.report_forms import FORMS, FilterForm, ReportForm
 
 bp = Blueprint("reports", __name__)
@@ -89,6 +90,7 @@ def _file(form: ReportForm, actor: Principal) -> tuple[dict[str, Any], bool]:
 
 
 @bp.route("/reports/new/<kind>", methods=["GET", "POST"])
+@rate_limited("intake")
 @web_roles(*FILERS)
 def new(kind: str) -> ResponseReturnValue:
     form_class = FORMS.get(kind)

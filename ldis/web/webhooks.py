@@ -18,6 +18,7 @@ from ldis.services import inbound_sms, notices, receipts
 from ldis.settings import Settings
 from ldis.web.access import public
 from ldis.web.extensions import container
+from ldis.web.ratelimits import rate_limited
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def _twiml(reply: str | None) -> Response:
 
 
 @bp.post("/webhooks/twilio/inbound")
+@rate_limited("webhook")
 @public
 def inbound() -> ResponseReturnValue:
     """A text someone sent to our number: STOP, START, HELP or a verification code."""
@@ -71,6 +73,7 @@ def inbound() -> ResponseReturnValue:
 
 
 @bp.post("/webhooks/twilio/status")
+@rate_limited("webhook")
 @public
 def status() -> ResponseReturnValue:
     """A receipt for a text we sent: delivered, undelivered or failed (docs/delivery.md)."""

@@ -79,6 +79,12 @@ def settings_env(
         "LDIS_SECRET_KEY": "test-secret-" + secrets.token_hex(8),
         "LDIS_APPROVALS_REQUIRED": "2",
         "LDIS_PUBLIC_URL": "http://ldis.test",
+        # The suite signs in and files reports from one address and a few tokens, fast: the
+        # limits themselves are tested with small values in test_rate_limits.py.
+        "LDIS_LOGIN_RATE": "100000/minute",
+        "LDIS_INTAKE_RATE": "100000/minute",
+        "LDIS_WEBHOOK_RATE": "100000/minute",
+        "LDIS_ACK_RATE": "100000/minute",
     }
 
 
