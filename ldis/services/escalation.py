@@ -38,8 +38,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import AlertKind, AlertPriority, AlertStatus, VersionPurpose, VersionState
@@ -58,7 +56,7 @@ from ldis.services import audit, notices
 from ldis.services.links import Links
 from ldis.services.ports import TaskQueue
 from ldis.services.progress import ServiceContacts, service_contacts
-from ldis.store.db import Database
+from ldis.store.db import Database, dialect_insert
 from ldis.store.models import (
     Alert,
     AlertVersion,
@@ -266,16 +264,12 @@ def _backup_done(backup: Escalation, after: timedelta, now: datetime) -> bool:
     return backup.messages == 0 or backup.at <= now - after
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def _claim_stage(
     session: Session, version: _Version, service_id: int, stage: str, now: datetime
 ) -> int | None:
     """Insert the stage's row; its id when this run won it, None when it already exists."""
     statement = (
-        _insert(session)(Escalation)
+        dialect_insert(session)(Escalation)
         .values(
             alert_id=version.alert_id,
             version=version.version,
@@ -403,7 +397,7 @@ def _write_delivery(
 ) -> int | None:
     """The alert itself, as one more delivery of the same version (urgent: sent at once)."""
     statement = (
-        _insert(session)(Delivery)
+        dialect_insert(session)(Delivery)
         .values(
             alert_id=version.alert_id,
             version=version.version,

@@ -16,14 +16,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
 from ldis.services.ports import Sender, TaskQueue
-from ldis.store.db import Database
+from ldis.store.db import Database, dialect_insert
 from ldis.store.models import Notice
 
 log = logging.getLogger(__name__)
@@ -55,8 +53,7 @@ def queue_notice(
         "attempts": 0,
         "created_at": datetime.now(UTC),
     }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     statement = (
         insert(Notice)
         .values(**values)

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -50,3 +52,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def dialect_insert(session: Session) -> Any:
+    """The INSERT construct of the session's database, for `ON CONFLICT DO NOTHING`
+    (PostgreSQL in production, SQLite on embedded defaults: both spell it the same)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
