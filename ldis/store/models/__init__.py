@@ -12,6 +12,7 @@ from ldis.store.models.deliveries import (
 )
 from ldis.store.models.panel import Grade, PanelDecision
 from ldis.store.models.people import ApiToken, PasswordReset, RecoveryCode, User, UserRole
+from ldis.store.models.public import PublicFormToken, PublicSubscriber, PublicText
 from ldis.store.models.recipients import (
     Area,
     AreaNeighbour,
@@ -52,6 +53,9 @@ __all__ = [
     "OutboxMessage",
     "PanelDecision",
     "PasswordReset",
+    "PublicFormToken",
+    "PublicSubscriber",
+    "PublicText",
     "RecoveryCode",
     "Report",
     "ReportPhoto",

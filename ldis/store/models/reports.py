@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
@@ -41,6 +41,10 @@ class Report(Base):
     data: Mapped[dict[str, Any]]
     # Retention: when free text and exact location were removed (the counts stay).
     redacted_at: Mapped[datetime | None]
+    # Who sent it in: `staff` (a signed-in reporter, the API, CSV), or the public
+    # (`public_web`, `public_sms`: anonymous, shown to the panel as unverified).
+    origin: Mapped[str] = mapped_column(String(20), default="staff", server_default="staff")
+    verified: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     area: Mapped[Area | None] = relationship(lazy="joined")
     substances: Mapped[list[ReportSubstance]] = relationship(
