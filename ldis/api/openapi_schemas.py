@@ -85,7 +85,7 @@ REPORT = obj(
     {
         "id": INT,
         "reference": STR,
-        "kind": {"type": "string", "enum": sorted(REPORT_KINDS)},
+        "kind": {"type": "string", "enum": [*sorted(REPORT_KINDS), "public"]},
         "area": STR_N,
         "occurred_at": WHEN,
         "received_at": WHEN,
@@ -94,7 +94,17 @@ REPORT = obj(
         "updates": array(obj({"text": STR, "created_at": WHEN})),
         "signals": array(ref("SignalBrief")),
     },
-    {"duplicate": BOOL, "source": OBJ, "notes": STR},
+    {
+        "duplicate": BOOL,
+        "source": OBJ,
+        "notes": STR,
+        "origin": {
+            "type": "string",
+            "enum": ["staff", "public_web", "public_sms"],
+            "description": "public_*: anonymous, from the public report doors",
+        },
+        "verified": {**BOOL, "description": "false for public reports"},
+    },
 )
 REPORT_LIST = obj(
     {"reports": array(ref("Report")), "offset": INT, "limit": INT, "more": BOOL},
@@ -111,7 +121,10 @@ BATCH_RESULT = obj(
 SIGNAL = obj(
     {
         "id": INT,
-        "kind": {"type": "string", "enum": ["red_list", "mismatch", "presentation", "cluster"]},
+        "kind": {
+            "type": "string",
+            "enum": ["red_list", "mismatch", "presentation", "cluster", "public"],
+        },
         "area": STR_N,
         "severity": STR,
         "status": {"type": "string", "enum": list(STATUSES)},

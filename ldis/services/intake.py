@@ -436,6 +436,8 @@ def report_view(report: Report) -> dict[str, Any]:
         "occurred_at": _iso(report.occurred_at),
         "received_at": _iso(report.received_at),
         "red_list": report.red_list,
+        "origin": report.origin,
+        "verified": report.verified,
         "substances": [
             {
                 "field": s.field,
@@ -463,6 +465,8 @@ def _fresh_view(report_id: int, item: Prepared) -> dict[str, Any]:
         "occurred_at": _iso(values["occurred_at"]),
         "received_at": _iso(values["received_at"]),
         "red_list": values["red_list"],
+        "origin": values.get("origin", "staff"),
+        "verified": values.get("verified", True),
         "substances": [
             {
                 "field": s["field"],

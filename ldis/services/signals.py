@@ -65,6 +65,17 @@ def _live(session: Session, key: str) -> Signal | None:
     return session.scalar(select(Signal).where(Signal.key == key, Signal.status.in_(OPEN_STATUSES)))
 
 
+def join_live(session: Session, key: str, report_ids: list[int]) -> Signal | None:
+    """Link reports to the live signal with `key` if there is one; never opens a signal.
+    Public reports corroborate what staff reports raised this way (ldis.services.public_reports).
+    """
+    signal = _live(session, key)
+    if signal is not None:
+        _link(session, signal.id, report_ids)
+        signal.updated_at = datetime.now(UTC)
+    return signal
+
+
 def _link(session: Session, signal_id: int, report_ids: list[int]) -> None:
     existing = set(
         session.scalars(

@@ -40,6 +40,7 @@ KIND_TITLES = {
     "mismatch": "Not what it was sold as",
     "presentation": "Same appearance",
     "cluster": "Cluster",
+    "public": "Public reports (unverified)",
 }
 TIMELINE_MARGIN = timedelta(days=3)
 MAX_TIMELINE_DAYS = 120
