@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from ldis.domain.messages import OutgoingMessage, SendOutcome
+from ldis.services.links import Links
 from ldis.settings import Settings, load_settings
 from workers.channels.smtp_email import SmtpSender
 
@@ -223,6 +224,40 @@ def test_caller_headers_override_defaults(tmp_path: Path, smtp_server: SmtpServe
     [got] = smtp_server.handler.received
     assert got.message.get_all("List-Unsubscribe") == [one_click]
     assert got.message.get_all("Message-ID") == ["<x@ldis.example.org>"]
+
+
+def test_one_click_unsubscribe_url_arrives_as_a_plain_url(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    # The URL the fan-out puts in each mail (compose: the contact's signed preferences link),
+    # longer than a 78-character line: it must not be folded into RFC 2047 encoded words
+    # (`=?utf-8?q?=3Chttps...?=`), which mail clients do not read as a URL.
+    preferences = Links("k" * 32, "https://ldis.example.org").preferences_url(123456, 7)
+    one_click = f"<{preferences}/unsubscribe>"
+    assert len("List-Unsubscribe: " + one_click) > 78
+    message = OutgoingMessage(
+        delivery_id=9,
+        channel="email",
+        to="a@example.org",
+        subject="Alert 9: nitazenes in Leeds — take care",
+        text="t",
+        html="<p>t</p>",
+        headers={"Message-ID": "<delivery-9@ldis>", "List-Unsubscribe": one_click},
+    )
+
+    [result] = SmtpSender(make_settings(tmp_path, smtp_server.port)).send_many([message])
+
+    assert result.outcome is SendOutcome.sent
+    [got] = smtp_server.handler.received
+    # As it was on the wire (the parser would decode encoded words and hide the bug).
+    raw = {name: value for name, value in got.message.raw_items()}
+    assert raw["List-Unsubscribe"] == one_click
+    assert raw["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert got.message["List-Unsubscribe"] == one_click
+    assert raw["Message-ID"] == "<delivery-9@ldis>"
+    # Non-ASCII still goes as encoded words where it belongs, and reads back as it was.
+    assert raw["Subject"].startswith("=?utf-8?")
+    assert got.message["Subject"] == "Alert 9: nitazenes in Leeds — take care"
 
 
 def test_refused_recipient_is_permanent_and_the_rest_are_sent(
