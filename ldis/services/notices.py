@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
+from ldis.domain.public_phone import unseal_phone
 from ldis.services.ports import Sender, TaskQueue
 from ldis.store.db import Database, dialect_insert
 from ldis.store.models import Notice
 
 log = logging.getLogger(__name__)
 MAX_NOTICE_ATTEMPTS = 6
+# Notices whose recipient is a sealed number (public subscribers: ldis.services.public_subscriptions).
+SEALED_PURPOSE = "public_alert"
 
 
 def queue_notice(
@@ -96,7 +99,17 @@ def _claim(db: Database, notice_ids: list[int]) -> list[Notice]:
         return notices
 
 
-def _message(notice: Notice) -> OutgoingMessage:
+def _recipient(notice: Notice, secret: str | None) -> str:
+    """The address to send to: public subscribers' numbers are kept sealed (ValueError when
+    they cannot be unsealed)."""
+    if notice.purpose != SEALED_PURPOSE:
+        return notice.recipient
+    if not secret:
+        raise ValueError("no key to unseal the number with")
+    return unseal_phone(notice.recipient, secret)
+
+
+def _message(notice: Notice, secret: str | None = None) -> OutgoingMessage:
     headers = {}
     if notice.channel == "email":
         headers["Message-ID"] = f"<notice-{notice.id}@ldis>"
@@ -104,7 +117,7 @@ def _message(notice: Notice) -> OutgoingMessage:
         delivery_id=None,
         notice_id=notice.id,
         channel=notice.channel,
-        to=notice.recipient,
+        to=_recipient(notice, secret),
         text=notice.text_body,
         subject=notice.subject,
         html=notice.html_body,
@@ -136,15 +149,27 @@ def _record(db: Database, notice: Notice, result: SendResult) -> bool:
     return retry
 
 
-def send_notices(db: Database, notice_ids: list[int], senders: Mapping[str, Sender]) -> list[int]:
-    """Send what can be claimed of `notice_ids`; return the ids to try again later."""
+def send_notices(
+    db: Database,
+    notice_ids: list[int],
+    senders: Mapping[str, Sender],
+    *,
+    secret: str | None = None,
+) -> list[int]:
+    """Send what can be claimed of `notice_ids`; return the ids to try again later.
+    `secret` (LDIS_SECRET_KEY) unseals public subscribers' numbers."""
     by_channel: dict[str, list[Notice]] = defaultdict(list)
     for notice in _claim(db, notice_ids):
+        try:
+            _recipient(notice, secret)
+        except ValueError as exc:
+            _record(db, notice, SendResult(SendOutcome.permanent_error, error=str(exc)))
+            continue
         by_channel[notice.channel].append(notice)
     retry = []
     for channel, notices in by_channel.items():
         sender = senders.get(channel)
-        messages = [_message(n) for n in notices]
+        messages = [_message(n, secret) for n in notices]
         if sender is None:
             results = [SendResult(SendOutcome.permanent_error, error=f"no {channel} channel")]
             results *= len(messages)

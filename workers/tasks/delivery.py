@@ -10,7 +10,7 @@ from datetime import timedelta
 from celery.signals import worker_process_init
 
 from ldis.domain.deliveries import heartbeat_interval
-from ldis.services import delivery
+from ldis.services import delivery, public_subscriptions
 from workers import ratelimit
 from workers.celery_app import app
 from workers.runtime import runtime
@@ -37,6 +37,12 @@ def fan_out(alert_id: int, version: int, urgent: bool = False) -> int:
     ids = delivery.queued_ids(container.db, alert_id, version)
     container.queue.enqueue_deliveries(ids, urgent=urgent)
     log.info("fan-out alert=%s v%s deliveries=%s", alert_id, version, len(ids))
+    # Public subscribers (issue 12) get public-level alerts as notices, keyed per phone.
+    public = public_subscriptions.queue_public_alert(
+        container.db, alert_id, version, container.renderer
+    )
+    if public:
+        container.queue.enqueue_notices(public)
     return len(ids)
 
 
