@@ -68,6 +68,12 @@ class Settings(BaseModel):
     intake_rate: str = "120/minute"
     webhook_rate: str = "600/minute"
     ack_rate: str = "60/minute"
+    # The public report doors (docs/public-reports.md): web form posts per client address,
+    # texts (REPORT, JOIN) per sender's hashed number. Counted in Redis with a TTL, never
+    # stored with a report.
+    public_report_rate: str = "5/hour;20/day"
+    # A public form sent sooner than this after it was shown is a robot's, and refused.
+    public_form_min_seconds: int = Field(default=3, ge=0, le=600)
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none;
     # the client address is then the TCP peer).
     trusted_proxies: int = Field(default=0, ge=0, le=10)
@@ -122,7 +128,7 @@ class Settings(BaseModel):
             raise ValueError("must be a redis://, amqp:// or sqla+sqlite:/// URL")
         return value
 
-    @field_validator("login_rate", "intake_rate", "webhook_rate", "ack_rate")
+    @field_validator("login_rate", "intake_rate", "webhook_rate", "ack_rate", "public_report_rate")
     @classmethod
     def _rate_parses(cls, value: str) -> str:
         from limits import parse_many

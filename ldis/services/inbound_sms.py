@@ -1,5 +1,6 @@
 """Texts people send us (Twilio's inbound webhook): STOP, START, HELP, ACK (confirming an
-alert arrived, `ldis.services.acknowledgements`), or a code reply.
+alert arrived, `ldis.services.acknowledgements`), or a code reply; from anyone, REPORT and
+JOIN (public reports and subscriptions: docs/public-reports.md).
 
 STOP and START change the sms channel of every contact with that number, in one
 transaction with their audit events, and are honoured at once (the claim before each send
@@ -22,12 +23,30 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ldis.domain.deliveries import DeliveryStatus
+from ldis.domain.errors import ValidationFailed
 from ldis.domain.inbound import Keyword, acknowledgement, keyword
+from ldis.domain.public_phone import digest_of
+from ldis.domain.public_reports import (
+    Command,
+    command,
+    effects_in,
+    find_area,
+    find_substances,
+)
 from ldis.domain.recipients import normalise_phone
-from ldis.services import acknowledgements, audit, hygiene, notices
+from ldis.services import (
+    acknowledgements,
+    audit,
+    hygiene,
+    notices,
+    public_reports,
+    public_subscriptions,
+    public_texts,
+    vocabulary,
+)
 from ldis.services.verification import confirm_sms_reply
 from ldis.store.db import Database
-from ldis.store.models import Contact, ContactChannel, Notice, Service
+from ldis.store.models import Area, Contact, ContactChannel, Notice, Service
 
 NO_MATCH = "We could not match that; reply HELP for help."
 
@@ -66,12 +85,21 @@ def handle(
     except ValueError:
         return Inbound(None)
     word = keyword(body)
+    public = command(body)
+    if public is not None:
+        return Inbound(_public_command(db, phone, public, message_sid, secret))
     with db.transaction() as session:
         if word is Keyword.stop:
+            public_subscriptions.stop(session, phone, secret)
             return Inbound(None, _stop(session, phone, public_url))
         if word is Keyword.start:
             _start(session, phone)
-            return Inbound(None)
+            # YES (one of Twilio's START words) also confirms a JOIN waiting for it.
+            return Inbound(public_subscriptions.confirm(session, phone, secret))
+        if not _is_contact(session, phone):
+            # A member of the public: how to report or subscribe. Their number is not
+            # written anywhere (no notice row, unlike a contact's reply).
+            return Inbound(public_texts.current(session)["sms_help"])
         key = f"sms-reply:{message_sid}"
         record_id = None
         if message_sid:
@@ -106,6 +134,43 @@ def handle(
                 )
             )
         return Inbound(reply)
+
+
+def _is_contact(session: Session, phone: str) -> bool:
+    return session.scalar(select(Contact.id).where(Contact.phone == phone).limit(1)) is not None
+
+
+def _public_command(
+    db: Database, phone: str, public: Command, message_sid: str, secret: str
+) -> str:
+    """REPORT <what happened> or JOIN <area> from anyone (ldis.services.public_reports,
+    ldis.services.public_subscriptions)."""
+    texts = public_texts.read(db)
+    if public.word == "join":
+        with db.transaction() as session:
+            return public_subscriptions.join(session, phone, public.rest, secret)
+    if not public.rest:
+        return texts["sms_report_empty"]
+    with db.transaction() as session:
+        areas = session.execute(select(Area.code, Area.name)).tuples().all()
+        vocab = vocabulary.current(session)
+    story = public.rest[: public_reports.MAX_STORY]
+    now = datetime.now(UTC).isoformat()
+    body: dict[str, object] = {
+        "occurred_at": now,
+        "area": find_area(story, areas),
+        "suspected_substances": find_substances(story, vocab),
+        "effects": effects_in(story),
+        "what_happened": story,
+    }
+    # The MessageSid makes Twilio's retry of this webhook the same report, not a second.
+    reference = message_sid or "sms-" + digest_of(phone + story + now)
+    try:
+        report = public_reports.validate(body, origin="public_sms", reference=reference)
+    except ValidationFailed:
+        return texts["sms_report_refused"]
+    public_reports.file_public_report(db, report)
+    return texts["sms_report_thanks"]
 
 
 def _sms_channels(session: Session, phone: str) -> list[ContactChannel]:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ldis.domain.errors import ValidationFailed
 from ldis.domain.public_reports import (
+    MAX_STORY,
     PUBLIC_KIND,
     SERIOUS,
     Effect,
@@ -39,6 +40,7 @@ from ldis.store.db import Database, dialect_insert
 from ldis.store.models import Area, PublicFormToken, Report, Signal, SignalReport
 
 log = logging.getLogger(__name__)
+__all__ = ["MAX_STORY", "Filed", "consume_form_token", "file_public_report", "validate"]
 # Used form tokens are kept as long as a token is valid, then forgotten.
 TOKEN_MEMORY = timedelta(days=1)
 

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, current_app, request, session
 from flask_limiter import Limiter, RateLimitExceeded
+from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ldis.api import errors as api_errors
@@ -29,10 +30,11 @@ from ldis.settings import Settings
 from ldis.web.access import SESSION_USER, current_principal
 
 F = TypeVar("F", bound=Callable[..., Any])
-Kind = Literal["login", "intake", "webhook", "ack"]
+Kind = Literal["login", "intake", "webhook", "ack", "public"]
 RATE_ATTR = "ldis_rate_limit"
 # Never wait long on a Redis that has gone away: the in-memory fallback takes over.
 REDIS_TIMEOUT_SECONDS = 1
+LIMITER_KEY = "ldis_limiter"
 
 
 def rate_limited(kind: Kind, methods: tuple[str, ...] = ("POST",)) -> Callable[[F], F]:
@@ -62,6 +64,19 @@ def intake_key() -> str:
     if isinstance(user, int):
         return f"user:{user}"
     return f"ip:{client_ip()}"
+
+
+def allow(scope: str, key: str, rate: str) -> bool:
+    """Count one more under (`scope`, `key`) against `rate` in the app's limiter storage;
+    False once over it. For limits keyed on what the view reads (a texter's hashed number),
+    which a decorator cannot see. Fails open like the decorated limits."""
+    limiter: Limiter | None = current_app.extensions.get(LIMITER_KEY)
+    if limiter is None:
+        return True
+    try:
+        return all(limiter.limiter.hit(item, scope, key) for item in parse_many(rate))
+    except Exception:  # storage gone: as the decorated limits, let the request through
+        return True
 
 
 def _storage(settings: Settings) -> tuple[str, dict[str, str | int]]:
@@ -96,6 +111,7 @@ def install(app: Flask, settings: Settings) -> Limiter:
         "intake": settings.intake_rate,
         "webhook": settings.webhook_rate,
         "ack": settings.ack_rate,
+        "public": settings.public_report_rate,
     }
     for endpoint, view in list(app.view_functions.items()):
         marked = getattr(view, RATE_ATTR, None)
@@ -113,6 +129,8 @@ def install(app: Flask, settings: Settings) -> Limiter:
         )
         wrapped: Any = limit(view)  # the same view, counted first
         app.view_functions[endpoint] = wrapped
+
+    app.extensions[LIMITER_KEY] = limiter
 
     @app.errorhandler(RateLimitExceeded)
     def _refused(exc: RateLimitExceeded) -> Response:

@@ -6,6 +6,7 @@ refused. CSRF does not apply (Twilio holds no session); the signature is the pro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Blueprint, Response, request
@@ -14,11 +15,14 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ldis.api.errors import error_response
+from ldis.domain.public_phone import phone_hash
+from ldis.domain.public_reports import command
+from ldis.domain.recipients import normalise_phone
 from ldis.services import inbound_sms, notices, receipts
 from ldis.settings import Settings
 from ldis.web.access import public
 from ldis.web.extensions import container
-from ldis.web.ratelimits import rate_limited
+from ldis.web.ratelimits import allow, rate_limited
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -59,6 +63,10 @@ def inbound() -> ResponseReturnValue:
         log.warning("refused an unsigned or wrongly signed inbound SMS webhook")
         return _refused()
     form = request.form
+    if command(form.get("Body", "")) is not None and not _public_allowed(c.settings):
+        # REPORT and JOIN from one phone beyond LDIS_PUBLIC_REPORT_RATE: no reply (a flood
+        # must not cost a text each) and nothing stored.
+        return _twiml(None)
     outcome = inbound_sms.handle(
         c.db,
         sender=form.get("From", ""),
@@ -70,6 +78,15 @@ def inbound() -> ResponseReturnValue:
     )
     notices.enqueue_quietly(c.queue, list(outcome.notice_ids))
     return _twiml(outcome.reply)
+
+
+def _public_allowed(settings: Settings) -> bool:
+    """Counted per sender, by the keyed hash of the number (never the number itself)."""
+    sender = request.form.get("From", "")
+    with contextlib.suppress(ValueError):
+        sender = normalise_phone(sender)
+    hashed = phone_hash(sender, settings.secret())
+    return allow("public:sms", hashed, settings.public_report_rate)
 
 
 @bp.post("/webhooks/twilio/status")
