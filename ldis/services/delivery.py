@@ -1,15 +1,18 @@
 """Worker-side send loop: claim deliveries, render, send through a channel, record the outcome.
 
 The session is closed before any provider is called: a slow provider holds no database
-lock. Each result is recorded (with its row in `delivery_attempts`) as soon as it comes back,
-so a worker killed mid-batch leaves at most the message then in flight unknown; a delivery
-whose earlier try may have reached the provider is reconciled with it (`find_sent`) before
-it is sent again. Claims and state moves are in `delivery_claims`, the heartbeat's stamps and
+lock. Results are recorded (with their rows in `delivery_attempts`) as they come back:
+failures at once, messages sent in small groups (`RECORD_GROUP` results or
+`RECORD_GROUP_SECONDS`, one statement each), so a worker killed mid-batch leaves unknown
+at most the messages of the group not yet written, and the one then in flight; their rows
+are still `sending`, so the sweeper takes them back and a delivery whose earlier try may have
+reached the provider is reconciled with it (`find_sent`) before it is sent again. Claims and state moves are in `delivery_claims`, the heartbeat's stamps and
 the sweeper in `delivery_sweeper`, the channel protocols in `ports`. docs/delivery.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -32,9 +35,11 @@ from ldis.messages.render import Renderer, TemplateError
 from ldis.services.delivery_claims import (
     DEFAULT_MAX_ATTEMPTS,
     Claimed,
+    Sent,
     claim,
     queued_ids,
     record,
+    record_sent,
     unclaim,
 )
 from ldis.services.delivery_sweeper import stamp, sweep
@@ -48,6 +53,13 @@ __all__ = ["claim", "compose", "deliver", "queued_ids", "record", "sweep"]
 log = logging.getLogger(__name__)
 # Twilio's clock and ours may differ a little: reconciliation looks back this much further.
 RECONCILE_MARGIN = timedelta(minutes=10)
+# Messages sent are written down in groups: one statement per group instead of three round
+# trips and a commit per message. The price is the in-doubt window of a worker killed
+# mid-batch: up to this many results (or this many seconds' worth) sent but still `sending`
+# in the database. Texts among them are reconciled with Twilio before any new try (not sent
+# twice); e-mails may go twice, with the same Message-ID. docs/delivery.md.
+RECORD_GROUP = 10
+RECORD_GROUP_SECONDS = 0.05
 T = TypeVar("T")
 
 
@@ -131,11 +143,24 @@ class _Batch:
         self.jitter = jitter
         self.beat_at = time.monotonic()
         self.retry: dict[int, float] = {}
+        self.unwritten: list[Sent] = []  # sent, not yet in the database (`flush`)
+        self.unwritten_since = 0.0
 
     def finish(
         self, delivery_id: int, result: SendResult, outcome: AttemptOutcome | None = None
     ) -> None:
         attempt = self.attempt[delivery_id]
+        self.pending.discard(delivery_id)
+        if result.outcome is SendOutcome.sent:
+            label = (outcome or AttemptOutcome.sent).value
+            if not self.unwritten:
+                self.unwritten_since = time.monotonic()
+            self.unwritten.append(
+                Sent(delivery_id, attempt, result.provider_id, datetime.now(UTC), label)
+            )
+            if len(self.unwritten) >= RECORD_GROUP:
+                self.flush()
+            return
         delay = None
         if result.outcome is SendOutcome.transient_error and attempt < self.max_attempts:
             hint = result.retry_after if isinstance(result, RetryLater) else None
@@ -154,14 +179,23 @@ class _Batch:
         )
         if again and delay is not None:
             self.retry[delivery_id] = delay
-        self.pending.discard(delivery_id)
+
+    def flush(self) -> None:
+        """Write down the messages sent so far (one statement)."""
+        if self.unwritten:
+            group, self.unwritten = self.unwritten, []
+            _db_retrying(lambda: record_sent(self.db, group))
 
     def gate(self, message: OutgoingMessage) -> bool:
-        if time.monotonic() - self.beat_at >= self.heartbeat_every:
+        now = time.monotonic()
+        if self.unwritten and now - self.unwritten_since >= RECORD_GROUP_SECONDS:
+            self.flush()  # a slow provider must not hold results unwritten for long
+        if now - self.beat_at >= self.heartbeat_every:
             self.heartbeat()
         return message.delivery_id in self.pending
 
     def heartbeat(self) -> None:
+        self.flush()
         self.beat_at = time.monotonic()
         if not self.pending:
             return
@@ -192,6 +226,8 @@ def deliver(
 ) -> dict[int, float]:
     """Send what can be claimed of `delivery_ids`; return {id: seconds} to try again after."""
     claimed = claim(db, delivery_ids)
+    if not claimed:
+        return {}
     batch = _Batch(
         db,
         links,
@@ -200,6 +236,26 @@ def deliver(
         heartbeat_every=heartbeat_every,
         jitter=jitter,
     )
+    try:
+        _deliver_claimed(batch, claimed, senders, renderer, links)
+    except BaseException:
+        # Whatever went out must still be written down if the database lets us: otherwise
+        # it is reconciled (texts) or sent again (e-mails) after the sweeper takes it back.
+        with contextlib.suppress(Exception):
+            batch.flush()
+        raise
+    batch.flush()
+    batch.release()
+    return batch.retry
+
+
+def _deliver_claimed(
+    batch: _Batch,
+    claimed: list[Claimed],
+    senders: Mapping[str, Sender],
+    renderer: Renderer,
+    links: Links,
+) -> None:
     by_channel: dict[str, list[tuple[Claimed, OutgoingMessage]]] = defaultdict(list)
     for item in claimed:
         if not item.address:
@@ -231,8 +287,6 @@ def deliver(
             continue
         to_send = _reconcile(batch, sender, pairs)
         _send(batch, sender, to_send)
-    batch.release()
-    return batch.retry
 
 
 def _reconcile(

@@ -4,19 +4,21 @@ A claim (`queued -> sending`) is a conditional update that also counts the try i
 `attempts`; every later move out of `sending` is fenced by that number (`WHERE status =
 'sending' AND attempts = n`), so a batch sent twice, a retry racing the sweeper, or two
 workers holding the same ids cannot send one twice, and a worker whose rows were taken back
-cannot move them any more. Each result is recorded with its row in `delivery_attempts`.
-docs/delivery.md.
+cannot move them any more. Each result is recorded with its row in `delivery_attempts`:
+messages sent (the common case) in groups, one statement per group (`record_sent`), the rest
+one by one with whatever else they move (a contact flagged). docs/delivery.md.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import AlertKind
@@ -211,6 +213,106 @@ def _attempt_row(
     )
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A message the provider took: try number `attempt` of `delivery_id`, taken at `at`."""
+
+    delivery_id: int
+    attempt: int
+    provider_id: str | None
+    at: datetime
+    outcome: str = AttemptOutcome.sent.value  # or reconciled: found at the provider
+
+
+# PostgreSQL: a whole group in one statement, so one round trip and one commit (autocommit)
+# however many results: the fenced move and every attempt row, atomically. The attempt row
+# is written even when the move is refused (the sweeper took the row back meanwhile): the
+# message did go out, and a possible repeat must stay visible.
+_RECORD_SENT_PG = text(
+    """
+    WITH r AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:attempts AS integer[]),
+            CAST(:provider_ids AS varchar[]), CAST(:ats AS timestamptz[]),
+            CAST(:outcomes AS varchar[])
+        ) AS r(id, attempt, provider_id, at, outcome)
+    ), moved AS (
+        UPDATE deliveries AS d
+        SET status = :sent, provider_id = r.provider_id, sent_at = r.at, last_error = NULL
+        FROM r
+        WHERE d.id = r.id AND d.status = :sending AND d.attempts = r.attempt
+        RETURNING d.id
+    ), logged AS (
+        INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, provider_id)
+        SELECT id, attempt, at, outcome, provider_id FROM r
+    )
+    SELECT id FROM moved
+    """
+)
+
+
+def record_sent(db: Database, group: Sequence[Sent]) -> set[int]:
+    """Record messages the provider took, each fenced by its claim (`_ours`), with their
+    `delivery_attempts` rows, all or none; return the ids that moved to sent."""
+    if not group:
+        return set()
+    if db.is_sqlite:
+        moved = _record_sent_each(db, group)
+    else:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            moved = set(
+                connection.scalars(
+                    _RECORD_SENT_PG,
+                    {
+                        "ids": [s.delivery_id for s in group],
+                        "attempts": [s.attempt for s in group],
+                        "provider_ids": [s.provider_id for s in group],
+                        "ats": [s.at for s in group],
+                        "outcomes": [s.outcome for s in group],
+                        "sent": DeliveryStatus.sent.value,
+                        "sending": DeliveryStatus.sending.value,
+                    },
+                )
+            )
+    late = len({s.delivery_id for s in group} - moved)
+    if late:
+        log.warning("%s deliveries went out after they were taken back", late)
+    return moved
+
+
+def _record_sent_each(db: Database, group: Sequence[Sent]) -> set[int]:
+    """The same on SQLite (embedded runs), which has no data-modifying CTE: one
+    transaction, a statement per row."""
+    moved: set[int] = set()
+    with db.engine.begin() as connection:
+        for s in group:
+            if connection.execute(
+                update(Delivery)
+                .where(_ours(s.delivery_id, s.attempt))
+                .values(
+                    status=DeliveryStatus.sent.value,
+                    provider_id=s.provider_id,
+                    sent_at=s.at,
+                    last_error=None,
+                )
+            ).rowcount:
+                moved.add(s.delivery_id)
+        connection.execute(
+            insert(DeliveryAttempt),
+            [
+                {
+                    "delivery_id": s.delivery_id,
+                    "attempt": s.attempt,
+                    "at": s.at,
+                    "outcome": s.outcome,
+                    "provider_id": s.provider_id,
+                }
+                for s in group
+            ],
+        )
+    return moved
+
+
 def record(
     db: Database,
     delivery_id: int,
@@ -233,23 +335,11 @@ def record(
     by the notice sweeper; `links` gives those notices a link to the page)."""
     now = datetime.now(UTC)
     label = (outcome or AttemptOutcome(result.outcome.value)).value
+    if result.outcome is SendOutcome.sent:
+        record_sent(db, [Sent(delivery_id, attempts, result.provider_id, now, label)])
+        return False
     retry = result.outcome is SendOutcome.transient_error and attempts < max_attempts
     with db.transaction() as session:
-        if result.outcome is SendOutcome.sent:
-            moved = session.execute(
-                update(Delivery)
-                .where(_ours(delivery_id, attempts))
-                .values(
-                    status=DeliveryStatus.sent.value,
-                    provider_id=result.provider_id,
-                    sent_at=now,
-                    last_error=None,
-                )
-            ).rowcount  # type: ignore[attr-defined]
-            if not moved:
-                log.warning("delivery %s went out after it was taken back", delivery_id)
-            _attempt_row(session, delivery_id, attempts, label, result)
-            return False
         error = (result.error or result.outcome.value)[:500]
         if retry:
             not_before = now + timedelta(seconds=retry_in or 0)
