@@ -4,7 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration audit clean
+.PHONY: run test lint unit integration audit browser-deps clean
+
+# The browser tests drive Debian's Chromium (never a downloaded browser) and load axe-core
+# from the npm registry into each page; both are installed here when missing.
+BROWSER_DIR := tests/integration/browser
+AXE := $(BROWSER_DIR)/node_modules/axe-core/axe.min.js
+CHROMIUM_PATH ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +25,17 @@ run: $(STAMP)
 	$(BIN)/ldis run
 
 ## Set up (first time) and run every check: ruff, mypy, import contracts, all tests.
-test: $(STAMP) lint
+test: $(STAMP) lint browser-deps
 	$(BIN)/pytest
+
+browser-deps: $(AXE) $(CHROMIUM_PATH)
+
+$(AXE): $(BROWSER_DIR)/package-lock.json
+	npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+$(CHROMIUM_PATH):
+	$(APT_INSTALL) || ($(SUDO) apt-get update -q && $(APT_INSTALL))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,4 +55,4 @@ integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache test-artifacts $(BROWSER_DIR)/node_modules
