@@ -24,12 +24,16 @@ from ldis.web import (
     dashboard,
     health,
     hygiene,
+    metrics,
     outbox,
     panel,
     preferences,
     progress,
     public,
+    public_reports,
+    public_texts,
     reports,
+    request_ids,
     services,
     signals,
     webhooks,
@@ -70,6 +74,9 @@ def create_app(container: Container | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions[KEY] = container
+    # First, so every later hook's log lines (and every task sent) carry the request id.
+    request_ids.install(app, container.settings)
+    metrics.install(app)
     blueprints = (
         api_bp,
         health.bp,
@@ -91,6 +98,8 @@ def create_app(container: Container | None = None) -> Flask:
         webhooks.bp,
         hygiene.bp,
         public.bp,
+        public_reports.bp,
+        public_texts.bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
