@@ -40,7 +40,7 @@ from ldis.store.db import Database, dialect_insert
 from ldis.store.models import Area, PublicFormToken, Report, Signal, SignalReport
 
 log = logging.getLogger(__name__)
-__all__ = ["MAX_STORY", "Filed", "consume_form_token", "file_public_report", "validate"]
+__all__ = ["MAX_STORY", "Filed", "area_choices", "consume_form_token", "file_public_report", "validate"]
 # Used form tokens are kept as long as a token is valid, then forgotten.
 TOKEN_MEMORY = timedelta(days=1)
 
@@ -61,6 +61,12 @@ def validate(body: dict[str, Any], *, origin: Origin, reference: str) -> PublicR
     if problems:
         raise ValidationFailed(problems)
     return report
+
+
+def area_choices(db: Database) -> list[tuple[str, str]]:
+    """(code, name) of every area, by name: the form's "roughly where" list."""
+    with db.transaction() as session:
+        return list(session.execute(select(Area.code, Area.name).order_by(Area.name)).tuples())
 
 
 def consume_form_token(db: Database, nonce: str) -> bool:

@@ -45,7 +45,7 @@ from tests.integration.cases import decided_report
 from tests.integration.conftest import REDIS_URL, wait_for
 from tests.integration.selfservice import user
 from workers.channels.twilio_sms import TwilioSender
-from workers.ratelimit import RedisBucket, urgency
+from workers.ratelimit import MAX_BLOCK, RedisBucket, urgency
 
 pytestmark = pytest.mark.integration
 
@@ -435,6 +435,25 @@ def test_the_bucket_is_shared_by_every_worker_and_urgent_goes_first(settings: An
     assert buckets[1].try_take(urgent=False) > 0
     assert buckets[0].try_take(urgent=True) >= 0
     clients[0].delete(key, key + ":urgent")
+
+
+def test_a_high_rate_takes_tokens_from_redis_in_blocks(settings: Any) -> None:
+    key = f"{settings.broker_prefix}test-bucket-{secrets.token_hex(3)}"
+    client = redis.Redis.from_url(REDIS_URL)
+    bucket = RedisBucket(client, key, rate=5000)
+    assert bucket.block == MAX_BLOCK
+
+    def tokens() -> float:
+        return float(client.hget(key, "tokens") or 0)
+
+    bucket.acquire()
+    assert tokens() == 5000 - MAX_BLOCK  # one call took a whole block
+    for _ in range(MAX_BLOCK - 1):
+        bucket.acquire()  # spent from the block: Redis is not asked
+    assert tokens() == 5000 - MAX_BLOCK
+    bucket.acquire()
+    assert tokens() <= 5000 - MAX_BLOCK  # the next block (after a refill of at most 10)
+    client.delete(key, key + ":urgent")
 
 
 def test_the_bucket_goes_on_locally_when_redis_is_down() -> None:

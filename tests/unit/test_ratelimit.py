@@ -6,12 +6,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.ratelimit import (
+    MAX_BLOCK,
     MIN_NAP_SECONDS,
     Bucket,
     LocalBucket,
+    block_for,
     capacity_for,
     is_urgent,
     take,
+    take_block,
     urgency,
 )
 
@@ -100,3 +103,33 @@ def test_urgency_is_scoped() -> None:
             assert not is_urgent()
         assert is_urgent()
     assert not is_urgent()
+
+
+@given(rates, gaps, st.integers(min_value=1, max_value=MAX_BLOCK))
+def test_blocks_never_hand_out_more_than_the_burst_plus_the_rate(
+    rate: float, arrivals: list[float], want: int
+) -> None:
+    capacity = capacity_for(rate)
+    state, now, taken = None, 0.0, []  # (time, tokens)
+    for gap in arrivals:
+        now += gap
+        state, granted, wait = take_block(state, now, rate=rate, capacity=capacity, want=want)
+        assert 0 <= granted <= want
+        assert (granted == 0) == (wait > 0)
+        if granted:
+            taken.append((now, granted))
+    for i, (start, _) in enumerate(taken):
+        total = 0
+        for at, granted in taken[i:]:
+            total += granted
+            assert total <= capacity + (at - start) * rate + 1e-6
+
+
+def test_a_block_takes_what_there_is_and_only_high_rates_use_blocks() -> None:
+    state, granted, wait = take_block(Bucket(3.5, 0.0), 0.0, rate=10, capacity=10, want=5)
+    assert (granted, wait, state.tokens) == (3, 0.0, 0.5)
+    state, granted, wait = take_block(state, 0.0, rate=10, capacity=10, want=5)
+    assert granted == 0 and abs(wait - 0.05) < 1e-9
+    assert block_for(50, capacity_for(50)) == 1  # a real Twilio rate: one token a call
+    assert block_for(5000, capacity_for(5000)) == MAX_BLOCK
+    assert block_for(5000, 3) == 3  # never more than the burst

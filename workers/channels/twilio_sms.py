@@ -31,6 +31,9 @@ from ldis.settings import Settings
 from workers.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
+# The client logs every request at INFO (method, URL, headers: about ten lines a text);
+# 100,000 lines per 10,000 texts would bury the worker log. Its warnings still show.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 # Twilio answers in well under a second; a hung connection must not hold a worker for long.
 # Keep it well under LDIS_STUCK_AFTER_SECONDS: a request still in flight when the sweeper
