@@ -24,7 +24,6 @@ from ldis.web import (
     dashboard,
     health,
     hygiene,
-    metrics,
     outbox,
     panel,
     preferences,
@@ -33,7 +32,6 @@ from ldis.web import (
     public_reports,
     public_texts,
     reports,
-    request_ids,
     services,
     signals,
     webhooks,
@@ -74,9 +72,6 @@ def create_app(container: Container | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions[KEY] = container
-    # First, so every later hook's log lines (and every task sent) carry the request id.
-    request_ids.install(app, container.settings)
-    metrics.install(app)
     blueprints = (
         api_bp,
         health.bp,
