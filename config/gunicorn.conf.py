@@ -8,6 +8,9 @@ one-line error as everywhere else.
 Environment variables read here:
   LDIS_WEB_WORKERS     worker processes; 0 or unset = CPU cores + 1, at most 8
   LDIS_LOG_LEVEL       gunicorn's error-log level follows the application's
+  LDIS_LOG_FORMAT      json: gunicorn's and the app's lines as JSON objects (ldis/log_setup.py)
+  PROMETHEUS_MULTIPROC_DIR  where workers keep their request counts for /metrics (default: a
+                       fresh directory under /dev/shm, removed on exit)
   GUNICORN_BIND        address when gunicorn is started without --bind (default 127.0.0.1:8000)
   FORWARDED_ALLOW_IPS  gunicorn's own: proxies trusted for X-Forwarded-Proto (see below)
 """
@@ -15,10 +18,14 @@ Environment variables read here:
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
+from ldis.log_setup import dict_config
 from ldis.logging_privacy import install as mask_personal_data_in_logs
-from ldis.settings import SettingsError, load_settings
+from ldis.settings import LogFormat, SettingsError, load_settings
 
 try:
     _settings = load_settings()
@@ -78,15 +85,41 @@ if Path(_SHM).is_dir():
 forwarded_allow_ips: str = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # --- Logging -------------------------------------------------------------------------------------
-# Both logs go to stdout/stderr, where the container runtime or systemd collects them. No
-# e-mail address or phone number reaches either (workers fork from this process, so they
-# inherit it): see ldis/logging_privacy.py.
+# Both logs go to stderr, where the container runtime or systemd collects them. No e-mail
+# address or phone number reaches either (workers fork from this process, so they inherit
+# it): see ldis/logging_privacy.py. LDIS_LOG_FORMAT=json: gunicorn's own lines and the app's
+# go through one JSON handler (ldis/log_setup.py), and the app logs each request itself
+# (with its request id) instead of gunicorn's access log.
 mask_personal_data_in_logs()
-accesslog: str = "-"
-errorlog: str = "-"
 loglevel: str = _settings.log_level.lower()
+errorlog: str = "-"
+if _settings.log_format is LogFormat.json:
+    logconfig_dict: dict[str, Any] = dict_config(_settings)
+    accesslog: str | None = None
+else:
+    accesslog = "-"
 # client "METHOD /path?query HTTP/1.1" status bytes duration
 access_log_format: str = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+# --- Metrics -------------------------------------------------------------------------------------
+# Each worker process counts its requests in files here and /metrics adds them all up
+# (prometheus_client's multiprocess mode). Set before any worker imports prometheus_client;
+# a fresh directory per server start, so counts from a previous run never linger.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _METRICS_DIR = tempfile.mkdtemp(
+        prefix="ldis-metrics-", dir=_SHM if Path(_SHM).is_dir() else None
+    )
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _METRICS_DIR
+
+    def on_exit(server: Any) -> None:
+        shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
 
 # --- Process naming ------------------------------------------------------------------------------
 proc_name: str = "ldis-web"

@@ -15,7 +15,7 @@ import click
 
 from ldis.domain.errors import DomainError, ValidationFailed
 from ldis.domain.roles import parse_roles
-from ldis.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from ldis.settings import PROJECT_ROOT, LogFormat, Settings, SettingsError, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 GUNICORN_CONF = PROJECT_ROOT / "config" / "gunicorn.conf.py"
@@ -394,6 +394,11 @@ def _web_command(host: str, port: int, workers: int | None = None) -> list[str]:
     return [*command, "ldis.web.app:create_app()"]
 
 
+def _quiet(settings: Settings) -> list[str]:
+    """No start-up banner (plain text on stdout) when every log line must be JSON."""
+    return ["--quiet"] if settings.log_format is LogFormat.json else []
+
+
 def _worker_command(
     concurrency: int,
     settings: Settings,
@@ -410,6 +415,7 @@ def _worker_command(
         "celery",
         "-A",
         "workers.celery_app",
+        *_quiet(settings),
         "worker",
         "--queues",
         ",".join(queues or QUEUES),  # in this order: urgent is always asked for first
@@ -432,6 +438,7 @@ def _beat_command(settings: Settings) -> list[str]:
         "celery",
         "-A",
         "workers.celery_app",
+        *_quiet(settings),
         "beat",
         "--schedule",
         str(settings.instance_path / "celerybeat-schedule"),

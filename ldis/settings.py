@@ -34,6 +34,11 @@ class EmailChannel(StrEnum):
     smtp = "smtp"
 
 
+class LogFormat(StrEnum):
+    text = "text"  # one readable line per record (`make run`)
+    json = "json"  # one JSON object per line, for a log collector (production)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -103,6 +108,14 @@ class Settings(BaseModel):
     # Approving or withdrawing asks for a new two-factor code when the last one is older.
     fresh_2fa_minutes: int = Field(default=15, ge=1, le=24 * 60)
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.text
+    # Redis for what every process must share beyond the queue: rate-limit buckets and the
+    # workers' telemetry (provider outcomes, heartbeats). Empty: the broker, when it is Redis.
+    redis_url: str = ""
+    # Who may read /metrics: clients in these networks (comma separated), or any client
+    # sending `Authorization: Bearer <LDIS_METRICS_TOKEN>` when that is set.
+    metrics_allow: str = "127.0.0.1/32,::1/128"
+    metrics_token: str = ""
 
     @field_validator("public_url")
     @classmethod
@@ -126,6 +139,28 @@ class Settings(BaseModel):
     def _broker_url_known(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "amqp://", "sqla+")):
             raise ValueError("must be a redis://, amqp:// or sqla+sqlite:/// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_known(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks_parse(cls, value: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not a network; give addresses or CIDR networks, comma "
+                    "separated, e.g. '127.0.0.1/32,10.0.0.0/8'"
+                ) from None
         return value
 
     @field_validator("login_rate", "intake_rate", "webhook_rate", "ack_rate", "public_report_rate")
@@ -161,6 +196,13 @@ class Settings(BaseModel):
     @property
     def broker_is_embedded(self) -> bool:
         return self.effective_broker_url.startswith("sqla+")
+
+    @property
+    def effective_redis_url(self) -> str:
+        """Redis for shared counters: LDIS_REDIS_URL, else a Redis broker, else none ("")."""
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else ""
 
     @property
     def uses_outbox(self) -> bool:

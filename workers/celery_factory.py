@@ -12,6 +12,7 @@ from celery.schedules import crontab
 from kombu.entity import Queue
 
 from ldis.settings import Settings
+from workers import request_context  # noqa: F401 (connects the request id's signals)
 from workers.embedded_broker import configure_embedded_transport
 
 URGENT_QUEUE = "urgent"
@@ -48,6 +49,10 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options,
         worker_hijack_root_logger=False,
+        # Task and worker events, for Flower and `celery events` (docs/operations.md); the
+        # worker's event heartbeat also feeds the heartbeat metric (workers/telemetry.py).
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         imports=(
             "workers.tasks.alerts",
             "workers.tasks.delivery",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import TypeVar
 
 from ldis.settings import Settings
-from workers.celery_factory import STANDARD_QUEUE, URGENT_QUEUE, make_celery
+from workers.celery_factory import QUEUES, STANDARD_QUEUE, URGENT_QUEUE, make_celery
 
 T = TypeVar("T")
 
@@ -55,3 +56,27 @@ class CeleryTaskQueue:
     def ping(self) -> None:
         with self._celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=2)
+
+    def depths(self) -> dict[str, int]:
+        """Messages waiting in each queue, not counting those workers hold unacknowledged:
+        the lengths of the queue's lists on Redis (every priority level; kombu's own passive
+        declare there ignores LDIS_BROKER_PREFIX), a passive declare's count on RabbitMQ."""
+        depths: dict[str, int] = {}
+        with self._celery.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+            for name in QUEUES:
+                channel = connection.channel()
+                try:
+                    size = getattr(channel, "_size", None)  # kombu's virtual transports
+                    if size is not None:
+                        depths[name] = int(size(name))
+                    else:
+                        depths[name] = int(channel.queue_declare(queue=name, passive=True)[1])
+                except Exception as exc:  # no such queue yet: nothing has been sent to it
+                    if "NOT_FOUND" not in str(exc):
+                        raise
+                    depths[name] = 0
+                finally:
+                    with contextlib.suppress(Exception):  # the broker may have closed it
+                        channel.close()
+        return depths

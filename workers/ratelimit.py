@@ -1,18 +1,18 @@
 """Token buckets: at most N messages per second handed to each provider account.
 
 One bucket per provider account (the Twilio account SID; the SMTP host, port and user),
-shared by every worker process through Redis when the broker is Redis: the refill and the
-take happen in one Lua script, so two workers can never both spend the same token. The key
-is `{LDIS_BROKER_PREFIX}ldis:rate:{channel}:{account}`.
+shared by every worker process through Redis (LDIS_REDIS_URL, or the broker when it is
+Redis): the refill and the take happen in one Lua script, so two workers can never both
+spend the same token. The key is `{LDIS_BROKER_PREFIX}ldis:rate:{channel}:{account}`.
 
 Urgent first: a worker sending an urgent alert marks the bucket busy for a moment on each
 take, and standard sends wait while the mark is there, so a large standard fan-out does
 not share the provider's rate with an urgent alert (`urgency()` says which is which).
 
-With no Redis (the embedded broker, or RabbitMQ), each process has its own bucket: the
-account then sees up to `concurrency x rate`. If Redis stops answering, the shared bucket
-falls back to a process-local one until it answers again, so sending goes on (a little
-faster than the limit, never slower) instead of stopping with the broker.
+With no Redis (the embedded broker, or RabbitMQ without LDIS_REDIS_URL), each process has
+its own bucket: the account then sees up to `concurrency x rate`. If Redis stops answering,
+the shared bucket falls back to a process-local one until it answers again, so sending goes
+on (a little faster than the limit, never slower) instead of stopping with the broker.
 
 At high rates a process takes its tokens from Redis in blocks (`block_for`: up to
 `MAX_BLOCK` at once, when the rate is at least 200/s) and spends them within
@@ -274,10 +274,10 @@ def bucket_key(settings: Settings, channel: str, account: str) -> str:
 
 
 def limiter_for(settings: Settings, channel: str, account: str, rate: float) -> Limiter:
-    """The bucket for one provider account: shared through Redis when the broker is Redis,
-    otherwise local to this process."""
-    url = settings.effective_broker_url
-    if not url.startswith(("redis://", "rediss://")):
+    """The bucket for one provider account: shared through Redis (LDIS_REDIS_URL, or the
+    broker when it is Redis), otherwise local to this process."""
+    url = settings.effective_redis_url
+    if not url:
         return LocalBucket(rate)
     client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
     return RedisBucket(client, bucket_key(settings, channel, account), rate)

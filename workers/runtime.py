@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ldis import telemetry
 from ldis.bootstrap import Container, build
 from ldis.services.ports import Sender
 from workers.channels import build_senders
@@ -18,5 +19,6 @@ def runtime() -> tuple[Container, Mapping[str, Sender]]:
     if pid not in _state:
         _state.clear()
         container = build()
+        telemetry.use(telemetry.for_settings(container.settings))  # provider outcomes
         _state[pid] = (container, build_senders(container.settings, container.db))
     return _state[pid]

@@ -26,6 +26,10 @@ class TaskQueue(Protocol):
 
     def ping(self) -> None: ...
 
+    def depths(self) -> dict[str, int]:
+        """Messages waiting in each queue (for /metrics); raises when the broker is down."""
+        ...
+
 
 class Sender(Protocol):
     """One delivery channel (SMS provider, SMTP, the local outbox)."""

@@ -2,9 +2,10 @@
 acknowledgement links (docs/security.md).
 
 Routes are marked with `rate_limited(kind)`; `install(app, settings)` gives each app its own
-`Limiter` and wraps the marked views. The counts live in Redis when the broker is Redis
-(keys `{LDIS_BROKER_PREFIX}ldis:limits:...`), so every web worker and every host shares
-them; otherwise (the embedded broker of `ldis run`, RabbitMQ) each process counts in memory.
+`Limiter` and wraps the marked views. The counts live in Redis (LDIS_REDIS_URL, or the
+broker when it is Redis; keys `{LDIS_BROKER_PREFIX}ldis:limits:...`), so every web worker and
+every host shares them; otherwise (the embedded broker of `ldis run`, RabbitMQ without
+LDIS_REDIS_URL) each process counts in memory.
 If Redis stops answering, the counts fall back to memory with a warning: sign-in goes on,
 limited per process, rather than failing for everyone.
 
@@ -80,8 +81,8 @@ def allow(scope: str, key: str, rate: str) -> bool:
 
 
 def _storage(settings: Settings) -> tuple[str, dict[str, str | int]]:
-    url = settings.effective_broker_url
-    if url.startswith(("redis://", "rediss://")):
+    url = settings.effective_redis_url
+    if url:
         return url, {
             "key_prefix": f"{settings.broker_prefix}ldis:limits",
             "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,

@@ -37,6 +37,45 @@ from ldis.web.app import create_app
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The Celery broker of the integration tests: `redis` (default) or `rabbitmq`, which runs
+# them on a RabbitMQ virtual host of their own (Redis then keeps only the shared counters:
+# LDIS_REDIS_URL). test_rabbitmq_broker.py runs the delivery tests this way in every run.
+TEST_BROKER = os.environ.get("TEST_BROKER", "redis")
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+if TEST_BROKER not in ("redis", "rabbitmq"):
+    raise RuntimeError(f"TEST_BROKER={TEST_BROKER!r}: use redis or rabbitmq")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def new_broker(prefix: str) -> dict[str, str]:
+    """Broker settings for a run (or a rig) isolated by `prefix`: a Redis key prefix, or a
+    RabbitMQ virtual host of that name (RabbitMQ has no key prefix). `drop_broker` ends it."""
+    if TEST_BROKER == "redis":
+        return {"LDIS_BROKER_URL": REDIS_URL, "LDIS_BROKER_PREFIX": prefix}
+    vhost = prefix.rstrip(":")
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl(
+        "set_permissions", "-p", vhost, RABBITMQ_URL.split("//")[1].split(":")[0], ".*", ".*", ".*"
+    )
+    return {
+        "LDIS_BROKER_URL": f"{RABBITMQ_URL}/{vhost}",
+        "LDIS_BROKER_PREFIX": prefix,  # still the prefix of the shared counters in Redis
+        "LDIS_REDIS_URL": REDIS_URL,
+    }
+
+
+def drop_broker(env: dict[str, str]) -> None:
+    """Remove what `new_broker` made: the virtual host, and the prefix's keys in Redis."""
+    prefix = env["LDIS_BROKER_PREFIX"]
+    if env["LDIS_BROKER_URL"].startswith("amqp://"):
+        _rabbitmqctl("delete_vhost", env["LDIS_BROKER_URL"].rsplit("/", 1)[1])
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
 
 
 def _database_url(name: str) -> str:
@@ -57,25 +96,28 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def broker_prefix() -> Iterator[str]:
-    prefix = f"ldis-test-{secrets.token_hex(4)}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+def broker_env() -> Iterator[dict[str, str]]:
+    env = new_broker(f"ldis-test-{secrets.token_hex(4)}:")
+    yield env
+    drop_broker(env)
+
+
+@pytest.fixture(scope="session")
+def broker_prefix(broker_env: dict[str, str]) -> str:
+    return broker_env["LDIS_BROKER_PREFIX"]
 
 
 @pytest.fixture(scope="session")
 def settings_env(
-    pg_database: str, broker_prefix: str, tmp_path_factory: pytest.TempPathFactory
+    pg_database: str, broker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     """The environment a worker process gets; the in-test app uses the same settings."""
     return {
         "LDIS_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
         "LDIS_DATABASE_URL": pg_database,
-        "LDIS_BROKER_URL": REDIS_URL,
-        "LDIS_BROKER_PREFIX": broker_prefix,
+        **broker_env,
+        # JSON lines, as in production: test_observability.py reads the worker's.
+        "LDIS_LOG_FORMAT": "json",
         "LDIS_SECRET_KEY": "test-secret-" + secrets.token_hex(8),
         "LDIS_APPROVALS_REQUIRED": "2",
         "LDIS_PUBLIC_URL": "http://ldis.test",
@@ -225,6 +267,8 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> An
 def worker(settings_env: dict[str, str], container: Container) -> Iterator[subprocess.Popen[str]]:
     """A real Celery worker process consuming both queues, as `ldis worker` runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LDIS_")} | settings_env
+    # Celery warns of running as root (as CI does) before logging is set up, as bare text.
+    env["PYTHONWARNINGS"] = "ignore:You're running the worker with superuser:UserWarning"
     log_path = Path(settings_env["LDIS_INSTANCE_PATH"]) / "worker.log"
     log = log_path.open("w")
     process = subprocess.Popen(

@@ -42,7 +42,7 @@ from ldis.settings import PROJECT_ROOT, load_settings
 from ldis.store.models import Area, Contact, ContactChannel, Delivery, Service, ServiceArea
 from tests.fakes.twilio_api import FakeTwilio
 from tests.integration.cases import decided_report
-from tests.integration.conftest import REDIS_URL, wait_for
+from tests.integration.conftest import REDIS_URL, drop_broker, new_broker, wait_for
 from tests.integration.selfservice import user
 from workers.channels.twilio_sms import TwilioSender
 from workers.ratelimit import MAX_BLOCK, RedisBucket, urgency
@@ -155,10 +155,13 @@ class Rig:
         self, base_env: dict[str, str], tmp_path: Path, fake: FakeTwilio, smtp_port: int, **env: str
     ) -> None:
         self.tmp_path = tmp_path
+        # A broker of its own (a Redis prefix or a RabbitMQ virtual host): the session's
+        # worker must not take the rig's tasks.
+        self._broker = new_broker(f"ldis-rig-{secrets.token_hex(4)}:")
         self.env = {
             **base_env,
             "LDIS_INSTANCE_PATH": str(tmp_path),
-            "LDIS_BROKER_PREFIX": f"ldis-rig-{secrets.token_hex(4)}:",
+            **self._broker,
             "LDIS_SMS_CHANNEL": "twilio",
             "LDIS_TWILIO_ACCOUNT_SID": SID,
             "LDIS_TWILIO_AUTH_TOKEN": TOKEN,
@@ -235,11 +238,8 @@ class Rig:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.workers, self.beat = [], None
-        client = redis.Redis.from_url(self.settings.effective_broker_url)
-        with contextlib.suppress(redis.RedisError):
-            keys = list(client.scan_iter(match=f"{self.settings.broker_prefix}*"))
-            if keys:
-                client.delete(*keys)
+        with contextlib.suppress(redis.RedisError, subprocess.CalledProcessError):
+            drop_broker(self._broker)
         self.container.close()
 
     def log(self) -> str:

@@ -40,6 +40,7 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
 from ldis.services.ports import Gate
 from ldis.settings import Settings
+from ldis.telemetry import record_outcomes
 from workers.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
@@ -335,3 +336,4 @@ def _log_batch(results: list[SendResult]) -> None:
         counts[SendOutcome.transient_error],
         counts[SendOutcome.permanent_error],
     )
+    record_outcomes("email", counts)  # provider outcomes for /metrics

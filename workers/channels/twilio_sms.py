@@ -28,6 +28,7 @@ from ldis.domain.deliveries import RetryLater
 from ldis.domain.messages import OutgoingMessage, SendOutcome, SendResult
 from ldis.services.ports import Gate
 from ldis.settings import Settings
+from ldis.telemetry import record_outcomes
 from workers.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class TwilioSender:
                     counts[SendOutcome.transient_error],
                     counts[SendOutcome.permanent_error],
                 )
+                record_outcomes("sms", counts)  # provider outcomes for /metrics
 
     def find_sent(self, messages: list[OutgoingMessage], since: datetime) -> dict[str, str | None]:
         """For each message, the sid of a message Twilio already has with our text, sent
