@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ldis.domain.public_reports import PUBLIC_KIND, PublicReport
 from ldis.domain.reports import REPORT_KINDS
 from ldis.services import audit
 from ldis.store.db import Database
@@ -47,7 +48,7 @@ def months_before(moment: datetime, months: int) -> datetime:
 
 def _free_text_defaults(kind: str) -> dict[str, Any]:
     """Each free-text field of the kind with its empty value ("" or None)."""
-    model = REPORT_KINDS.get(kind)
+    model = REPORT_KINDS.get(kind) or (PublicReport if kind == PUBLIC_KIND else None)
     if model is None:
         # A kind no longer registered: blank the fields every kind has.
         return {"notes": ""}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ldis.domain.public_reports import EFFECT_LABELS, PUBLIC_KIND, Effect, PublicReport
 from ldis.domain.reports import REPORT_KINDS, ReportBody
 from ldis.web.forms import uk_time
 
@@ -12,6 +13,7 @@ KIND_TITLES = {
     "drug_checking": "Drug checking result",
     "near_miss": "Near miss",
     "callout": "Ambulance call-out",
+    PUBLIC_KIND: "Public report",
 }
 KIND_HINTS = {
     "drug_checking": "What a lab or drug checking service found in a sample, with a photo.",
@@ -41,6 +43,9 @@ LABELS = {
     "name": "name",
     "reference": "reference",
     "notes": "Notes",
+    "packaging": "packaging",
+    "effects": "What happened (ticked)",
+    "what_happened": "What happened (in their words)",
 }
 # Shown elsewhere on the page, or stored in their own columns.
 SHOWN_APART = {"kind", "area", "results"}
@@ -70,7 +75,9 @@ def _text(name: str, value: Any) -> str:
 
 def rows(view: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) for every field the kind has, nested ones flattened."""
-    model = REPORT_KINDS.get(view["kind"])
+    model = REPORT_KINDS.get(view["kind"]) or (
+        PublicReport if view["kind"] == PUBLIC_KIND else None
+    )
     declared = list(model.model_fields if model else view)
     shared = [n for n in ReportBody.model_fields if n in declared]
     # The kind's own fields first, then where it came from and the notes.
@@ -89,6 +96,10 @@ def rows(view: dict[str, Any]) -> list[tuple[str, str]]:
                 out.append((label(name), "Not given"))
             for key, inner in parts:
                 out.append((f"{label(name)}: {label(key)}", _text(key, inner)))
+        elif name == "effects" and isinstance(value, list):
+            known = {effect.value for effect in Effect}
+            said = [EFFECT_LABELS[Effect(v)] if v in known else str(v) for v in value]
+            out.append((label(name), "; ".join(said) or "None ticked"))
         else:
             out.append((label(name), _text(name, value)))
     return out
