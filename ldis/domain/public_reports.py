@@ -194,6 +194,10 @@ def find_area(text: str, areas: Sequence[tuple[str, str]]) -> str | None:
     return best[1] if best else None
 
 
+# Named in reports as what was given, not what was taken.
+TREATMENTS = frozenset({"naloxone", "nalmefene", "flumazenil"})
+
+
 def find_substances(text: str, vocabulary: Vocabulary, limit: int = 5) -> list[str]:
     """Substances a text names, as written (one to three words that the vocabulary knows
     exactly or by a synonym; spelling guesses are not trusted on free text)."""
@@ -205,7 +209,8 @@ def find_substances(text: str, vocabulary: Vocabulary, limit: int = 5) -> list[s
             if len(written) < 3 or written.isdigit():
                 continue
             match = vocabulary.lookup(written)
-            if match.canonical and match.how in ("exact", "synonym"):
+            treatment = (match.canonical or "").casefold() in TREATMENTS
+            if match.canonical and match.how in ("exact", "synonym") and not treatment:
                 found.setdefault(match.canonical, written)
     return list(found.values())[:limit]
 

@@ -63,7 +63,7 @@ TEXTS: dict[str, TextSpec] = {
     "sms_help": TextSpec(
         "Text reply: HELP",
         "Drug alerts: text REPORT and what happened to tell us about bad drugs (no names). "
-        "Text JOIN and your area for alerts. Text STOP to stop. Overdose? Call 999.",
+        "Text JOIN and your area for alerts. Reply STOP to stop. Overdose? Call 999.",
         306,
         sms=True,
     ),

@@ -152,7 +152,7 @@ def _public_command(
     if not public.rest:
         return texts["sms_report_empty"]
     with db.transaction() as session:
-        areas = session.execute(select(Area.code, Area.name)).tuples().all()
+        areas = [(c, n) for c, n in session.execute(select(Area.code, Area.name)).all()]
         vocab = vocabulary.current(session)
     story = public.rest[: public_reports.MAX_STORY]
     now = datetime.now(UTC).isoformat()

@@ -28,6 +28,7 @@ from ldis.domain.public_reports import (
     Effect,
     Origin,
     PublicReport,
+    find_substances,
     parse_public,
 )
 from ldis.domain.rules import SEVERITY_ORDER, Severity, evaluate, facts_from_stored
@@ -40,7 +41,14 @@ from ldis.store.db import Database, dialect_insert
 from ldis.store.models import Area, PublicFormToken, Report, Signal, SignalReport
 
 log = logging.getLogger(__name__)
-__all__ = ["MAX_STORY", "Filed", "area_choices", "consume_form_token", "file_public_report", "validate"]
+__all__ = [
+    "MAX_STORY",
+    "Filed",
+    "area_choices",
+    "consume_form_token",
+    "file_public_report",
+    "validate",
+]
 # Used form tokens are kept as long as a token is valid, then forgotten.
 TOKEN_MEMORY = timedelta(days=1)
 
@@ -66,7 +74,8 @@ def validate(body: dict[str, Any], *, origin: Origin, reference: str) -> PublicR
 def area_choices(db: Database) -> list[tuple[str, str]]:
     """(code, name) of every area, by name: the form's "roughly where" list."""
     with db.transaction() as session:
-        return list(session.execute(select(Area.code, Area.name).order_by(Area.name)).tuples())
+        rows = session.execute(select(Area.code, Area.name).order_by(Area.name)).all()
+        return [(code, name) for code, name in rows]
 
 
 def consume_form_token(db: Database, nonce: str) -> bool:
@@ -112,6 +121,10 @@ def _store(db: Database, report: PublicReport) -> Filed:
                 raise ValidationFailed({"area": "choose an area from the list"})
             area_ids[report.area] = area_id
         vocab = vocabulary.current(session)
+        if not report.suspected_substances:
+            # What the person wrote may name what was in it ("think it had fentanyl in").
+            named = find_substances(report.what_happened, vocab)
+            report = report.model_copy(update={"suspected_substances": named})
         item = _prepare(0, report, area_ids, vocab, None)
         item.values.update(origin=report.source.type, verified=False)
         (report_id,) = _insert(session, [item])

@@ -267,5 +267,5 @@ def recent_public_versions(db: Database, since: timedelta) -> list[tuple[int, in
                         AlertVersion.approved_at >= datetime.now(UTC) - since,
                     )
                 )
-            ).tuples()
+            ).all()
         ]

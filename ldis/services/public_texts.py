@@ -19,7 +19,7 @@ from ldis.store.models.base import utcnow
 
 def current(session: Session) -> dict[str, str]:
     """Every text as it is now: the panel's version, else the default."""
-    changed = dict(session.execute(select(PublicText.key, PublicText.text)).tuples().all())
+    changed = {k: t for k, t in session.execute(select(PublicText.key, PublicText.text)).all()}
     return {key: changed.get(key, spec.default) for key, spec in TEXTS.items()}
 
 
