@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ldis.domain.alerts import (
     AlertAction,
     AlertDraft,
+    AlertLevel,
     AlertPriority,
     AlertStatus,
     VersionPurpose,
@@ -391,9 +392,12 @@ def approve_alert(
         queued = 0
         if outcome.complete:
             queued = _complete(session, actor, alert, version, target, now)
+        # Public subscribers (ldis.services.public_subscriptions) are reached by the fan-out
+        # task too, even when no contact is.
+        public = outcome.complete and version.level == AlertLevel.public.value
         session.flush()
         view = alert_view(session, alert)
-    if queued:
+    if queued or public:
         # After commit: a lost enqueue is recovered by the sweeper, a lost approval is not.
         _enqueue_quietly(queue, alert.id, version.version, version.priority)
     return view
