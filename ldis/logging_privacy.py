@@ -13,7 +13,7 @@ What is masked: e-mail addresses (also URL-encoded, `duty%40example.org`) become
 `[email]`; phone numbers in international form (`+447700900123`, `+44 7700 900123`,
 `0044 ...`, URL-encoded `%2B44...`) and UK national form (`07700 900123`,
 `020 7946 0000`, `07700%20900123`) become `[phone]`. Digits inside longer tokens (ids, hashes, times) are
-left alone.
+left alone. Access log lines of the public report form (`/report`) lose the client address.
 """
 
 from __future__ import annotations
@@ -50,8 +50,25 @@ def mask(text: str) -> str:
     return _PHONE.sub(PHONE_MASK, masked)
 
 
+# Public doors (docs/public-reports.md): the web server's access log line of an anonymous
+# report must not say which address sent it, or the log and the report's time together would.
+ANONYMOUS_PATHS = ("/report",)
+_ADDRESS_ATOMS = ("h", "{x-forwarded-for}i", "{x-real-ip}i", "{forwarded}i")
+
+
+def _anonymous_request(record: logging.LogRecord) -> None:
+    args = record.args
+    if record.name != "gunicorn.access" or not isinstance(args, dict):
+        return
+    path = str(args.get("U", ""))
+    if any(path == p or path.startswith(p + "/") for p in ANONYMOUS_PATHS):
+        record.args = {**args, **{atom: "-" for atom in _ADDRESS_ATOMS if atom in args}}
+
+
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Mask the record's message, its exception text and its stack in place."""
+    """Mask the record's message, its exception text and its stack in place (and drop the
+    client address from the access log lines of the public report form)."""
+    _anonymous_request(record)
     try:
         message = record.getMessage()
     except Exception:  # a broken format string: keep both parts, masked, for the handler
