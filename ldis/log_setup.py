@@ -74,7 +74,9 @@ def formatter_for(log_format: LogFormat) -> logging.Formatter:
 
 def dict_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` for this process (gunicorn takes it as `logconfig_dict`):
-    one stderr handler on the root logger; gunicorn's own loggers pass their lines to it."""
+    one stderr handler on the root logger; gunicorn's error log passes its lines to it. Its
+    access log is silenced: the app logs each request itself, with the request id
+    (`ldis.web.request_ids`)."""
     level = settings.log_level.upper()
     return {
         "version": 1,
@@ -94,7 +96,7 @@ def dict_config(settings: Settings) -> dict[str, Any]:
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": level, "handlers": [], "propagate": False},
         },
     }
 
