@@ -63,6 +63,11 @@ class Settings(BaseModel):
     smtp_starttls: bool = True
     mail_from: str = "ldis@localhost"
     templates_path: Path = Field(default=PROJECT_ROOT / "alert_templates")
+    # Optional background tiles for the board's map (docs/dashboard.md): a slippy-map URL
+    # template with {z}, {x} and {y}, and the attribution its licence asks for. Empty: the
+    # map draws the area boundaries only and needs no network.
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
     # 0 lets config/gunicorn.conf.py choose from the core count.
     web_workers: int = Field(default=0, ge=0, le=64)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
@@ -132,6 +137,19 @@ class Settings(BaseModel):
         if value.startswith("postgres://") or value.startswith("postgresql://"):
             # Use psycopg 3, the driver we ship, rather than asking for psycopg2.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url_template(cls, value: str) -> str:
+        if value and (
+            not value.startswith(("https://", "http://"))
+            or not all(part in value for part in ("{z}", "{x}", "{y}"))
+        ):
+            raise ValueError(
+                "must be an http(s) URL template with {z}, {x} and {y}, "
+                "e.g. https://tile.example.org/{z}/{x}/{y}.png"
+            )
         return value
 
     @field_validator("broker_url")

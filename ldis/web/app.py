@@ -22,6 +22,7 @@ from ldis.web import (
     auth,
     bulk,
     dashboard,
+    dashboard_map,  # noqa: F401 (its routes attach to dashboard.bp, registered below)
     health,
     hygiene,
     outbox,

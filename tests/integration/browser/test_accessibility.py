@@ -15,9 +15,10 @@ from playwright.sync_api import Page
 
 from ldis.domain.roles import Role
 from tests.integration.browser.conftest import Browsers, Visitor, axe_violations, describe
-from tests.integration.cases import DECISION, GRADE
+from tests.integration.cases import DECISION, GRADE, near_miss
 from tests.integration.conftest import People, wait_for
 from tests.integration.test_alert_lifecycle import BODY, Api
+from tests.integration.test_areas_api import box
 from tests.integration.webpages import AREA
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ STAFF_PAGES = [
     "/alerts/new",
     "/dashboard",
     "/dashboard/report",
-    # "/dashboard/map",
+    "/dashboard/map",
     "/audience",
     "/areas",
     "/areas/new",
@@ -106,7 +107,14 @@ def seed(client: FlaskClient, people: People) -> dict[str, int]:
             "verified": True,
         },
     )
+    api.ok("PUT", f"/areas/{AREA}/boundary", admin, box(-1.3, 53.7, -0.9, 53.87))
     panel = {n: people.headers(n, Role.panel) for n in ("drafter", "p2", "p3")}
+    api.ok(
+        "POST",
+        "/reports",
+        panel["drafter"],
+        near_miss(AREA) | {"location": {"lat": 53.78, "lon": -1.07}},
+    )
     report = api.ok(
         "POST",
         "/reports",
@@ -167,6 +175,9 @@ def test_main_pages_pass_axe_empty_and_full_on_desk_and_phone(
     if violations:
         problems.append(f"near miss form with errors:\n{describe(violations)}")
     staff.shot("form errors")
+    staff.go("/dashboard/map?weeks=12")
+    assert staff.page.locator("figure svg circle").count() >= 1
+    staff.shot("map")
     assert not problems, "\n".join(problems)
 
     phone = browsers.person("phone", Role.panel, Role.admin)
