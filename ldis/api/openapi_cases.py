@@ -45,7 +45,7 @@ CASE_OPERATIONS: tuple[Op, ...] = (
         FILERS,
         ref("ReportList"),
         query=(
-            Param("kind", {"type": "string", "enum": sorted(REPORT_KINDS)}),
+            Param("kind", {"type": "string", "enum": [*sorted(REPORT_KINDS), "public"]}),
             Param("area", AREA_CODE, "the area or any place inside it"),
             Param("substance", {"type": "string", "maxLength": 200}),
             Param("since", {"type": "string", "format": "date"}, "a date or a date-time"),

@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from ldis.domain.principal import Principal
+from ldis.domain.public_reports import PUBLIC_KIND
 from ldis.domain.reports import REPORT_KINDS
 from ldis.domain.validation import parse
 from ldis.services import vocabulary
@@ -59,10 +60,11 @@ def parse_filter(args: dict[str, Any]) -> ReportFilter:
     if "red_list" in cleaned:
         cleaned["red_list"] = str(cleaned["red_list"]).lower() in ("1", "true", "yes", "on")
     result = parse(ReportFilter, cleaned)
-    if result.kind and result.kind not in REPORT_KINDS:
+    kinds = [*sorted(REPORT_KINDS), PUBLIC_KIND]  # public reports come only through their doors
+    if result.kind and result.kind not in kinds:
         from ldis.domain.errors import ValidationFailed
 
-        raise ValidationFailed({"kind": f"must be one of: {', '.join(sorted(REPORT_KINDS))}"})
+        raise ValidationFailed({"kind": f"must be one of: {', '.join(kinds)}"})
     return result
 
 

@@ -13,6 +13,7 @@ from wtforms import TextAreaField
 from ldis.domain.errors import NotFound, ValidationFailed
 from ldis.domain.photo import Photo
 from ldis.domain.principal import Principal
+from ldis.domain.public_reports import PUBLIC_KIND
 from ldis.domain.reports import REPORT_KINDS
 from ldis.domain.roles import Role
 from ldis.services import intake, photos, report_pages, report_queries
@@ -138,7 +139,8 @@ setattr(new, MAX_UPLOAD_BODY_ATTR, UPLOAD_BODY_BYTES)
 def index() -> ResponseReturnValue:
     db = container().db
     form = FilterForm(request.args, meta={"csrf": False})
-    form.kind.choices = {"": "Any kind", **{k: display.kind_title(k) for k in REPORT_KINDS}}
+    kinds = [*REPORT_KINDS, PUBLIC_KIND]
+    form.kind.choices = {"": "Any kind", **{k: display.kind_title(k) for k in kinds}}
     form.area.choices = {"": "Any area", **dict(report_pages.area_choices(db))}
     args = {k: v for k, v in request.args.items() if k in form._fields or k in PAGING}
     errors: dict[str, str] = {}

@@ -100,6 +100,9 @@ def test_a_web_report_reaches_the_panel_queue_and_the_signals(
     assert (view["origin"], view["verified"], view["kind"]) == ("public_web", False, "public")
     listed = client.get("/api/v1/reports", headers=panel).get_json()["reports"]
     assert [r["id"] for r in listed] == [report.id]
+    public = client.get("/api/v1/reports?kind=public", headers=panel).get_json()["reports"]
+    assert [r["id"] for r in public] == [report.id]
+    assert client.get("/api/v1/reports?kind=near_miss", headers=panel).get_json()["reports"] == []
 
     ((signal, linked),) = _signals(container)
     assert (signal.kind, signal.status, signal.severity) == ("public", "open", "amber")
