@@ -19,7 +19,7 @@ from ldis.domain.alerts import VersionPurpose, VersionState
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.domain.public_phone import phone_hash, seal_phone
 from ldis.domain.public_reports import find_area
-from ldis.domain.public_texts import fill
+from ldis.domain.public_texts import SAFER, fill
 from ldis.messages.context import is_exercise, message_context, previous_version_of
 from ldis.messages.render import Renderer, TemplateError
 from ldis.services import audit, notices, public_texts
@@ -33,6 +33,12 @@ PENDING, ACTIVE = "pending", "active"
 # A JOIN nobody confirmed is forgotten after this long (it holds a number).
 PENDING_FOR = timedelta(days=2)
 MAX_AREAS_LISTED = 8
+# Texts that reached (or may have reached) a phone: a withdrawal follows them.
+_REACHED = (
+    DeliveryStatus.sending.value,
+    DeliveryStatus.sent.value,
+    DeliveryStatus.delivered.value,
+)
 
 
 def join(session: Session, phone: str, area_text: str, key: str) -> str:
@@ -209,9 +215,10 @@ def queue_public_alert(
             or version.level != PUBLIC_LEVEL
             or version.state != VersionState.approved.value
             or version.approved_at is None
-            or version.purpose == VersionPurpose.withdrawal.value
         ):
             return []
+        if version.purpose == VersionPurpose.withdrawal.value:
+            return _queue_withdrawal(session, alert, version)
         codes = [str(c).strip().upper() for c in version.content.get("areas", [])]
         subscribers = session.execute(
             select(PublicSubscriber.phone_hash, PublicSubscriber.phone_sealed)
@@ -251,6 +258,44 @@ def queue_public_alert(
                 texts=len(ids),
             )
         return ids
+
+
+def _queue_withdrawal(session: Session, alert: Alert, version: AlertVersion) -> list[int]:
+    """A withdrawal goes to the phones an earlier version reached (and still subscribed);
+    what has not gone yet is cancelled."""
+    session.execute(
+        update(Notice)
+        .where(
+            Notice.purpose == PURPOSE,
+            Notice.dedupe_key.like(f"{PURPOSE}:{alert.id}:%"),
+            Notice.status == DeliveryStatus.queued.value,
+        )
+        .values(status=DeliveryStatus.cancelled.value, last_error="alert withdrawn")
+    )
+    reached = session.execute(
+        select(Notice.dedupe_key, Notice.recipient).where(
+            Notice.purpose == PURPOSE,
+            Notice.dedupe_key.like(f"{PURPOSE}:{alert.id}:%"),
+            Notice.status.in_(_REACHED),
+            Notice.recipient != "",
+        )
+    ).all()
+    phones = {key.rsplit(":", 1)[1]: recipient for key, recipient in reached}
+    text = f'Drug alert withdrawn: "{version.title}". Please stop sharing it. {SAFER} '
+    text += "Reply STOP to opt out"
+    ids: list[int] = []
+    for hashed, sealed in sorted(phones.items()):
+        notice_id = notices.queue_notice(
+            session,
+            dedupe_key=f"{PURPOSE}:{alert.id}:{version.version}:{hashed}",
+            purpose=PURPOSE,
+            channel="sms",
+            recipient=sealed,
+            text=text,
+        )
+        if notice_id is not None:
+            ids.append(notice_id)
+    return ids
 
 
 def recent_public_versions(db: Database, since: timedelta) -> list[tuple[int, int]]:

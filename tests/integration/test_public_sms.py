@@ -213,9 +213,16 @@ def test_a_public_alert_reaches_confirmed_subscribers_of_its_area_only(
     )
     with container.db.transaction() as session:
         queued = list(session.scalars(select(Notice).where(Notice.purpose == "public_alert")))
-        assert len(queued) == 2
+        assert len(queued) == 2, "one text per phone for this alert version"
         assert all(n.recipient.startswith("p1:") for n in queued), "numbers sealed at rest"
+
+    # A withdrawal follows the phones the alert reached, in plain words.
+    world.withdraw(alert_id)
+    both = wait_for(lambda: len(public_texts()) >= 4 and public_texts(), timeout=30)
+    withdrawn = [m for m in both if "withdrawn" in m.text_body]
+    assert sorted(m.recipient for m in withdrawn) == sorted([ANNA, DAN])
+    assert "Please stop sharing it" in withdrawn[0].text_body
 
     # STOP erases the number from what was sent to it, too.
     _reply(s.text_in(phone, "STOP", sender=ANNA))
-    assert [m.recipient for m in public_texts()] == ["", DAN]
+    assert [m.recipient for m in public_texts()] == ["", "", DAN, DAN]
