@@ -59,11 +59,20 @@ class JsonLineFormatter(JsonFormatter):
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         super().add_fields(log_data, record, message_dict)
+        # The library formats a record's exception and stack itself (not from the masked
+        # `exc_text`): mask them here too.
+        for name in ("exc_info", "stack_info"):
+            if isinstance(log_data.get(name), str | list):
+                log_data[name] = _masked(log_data[name])
         for name in CONTEXT_FIELDS:
             if log_data.get(name) is None:
                 log_data.pop(name, None)
             else:  # an id from outside: masked like any message
                 log_data[name] = mask(str(log_data[name]))
+
+
+def _masked(text: str | list[str]) -> str | list[str]:
+    return mask(text) if isinstance(text, str) else [mask(line) for line in text]
 
 
 def formatter_for(log_format: LogFormat) -> logging.Formatter:
