@@ -18,6 +18,7 @@ left alone. Access log lines of the public report form (`/report`) lose the clie
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable
@@ -62,7 +63,12 @@ def _anonymous_request(record: logging.LogRecord) -> None:
         return
     path = str(args.get("U", ""))
     if any(path == p or path.startswith(p + "/") for p in ANONYMOUS_PATHS):
-        record.args = {**args, **{atom: "-" for atom in _ADDRESS_ATOMS if atom in args}}
+        # A copy of gunicorn's own mapping (its class answers "-" for absent header atoms).
+        anonymous = copy.copy(args)
+        for atom in _ADDRESS_ATOMS:
+            if atom in anonymous:
+                anonymous[atom] = "-"
+        record.args = anonymous
 
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:
