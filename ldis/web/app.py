@@ -25,6 +25,7 @@ from ldis.web import (
     dashboard_map,  # noqa: F401 (its routes attach to dashboard.bp, registered below)
     health,
     hygiene,
+    metrics,
     outbox,
     panel,
     preferences,
@@ -33,6 +34,7 @@ from ldis.web import (
     public_reports,
     public_texts,
     reports,
+    request_ids,
     services,
     signals,
     webhooks,
@@ -73,6 +75,9 @@ def create_app(container: Container | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions[KEY] = container
+    # First, so every later hook's log lines (and every task sent) carry the request id.
+    request_ids.install(app, container.settings)
+    metrics.install(app)
     blueprints = (
         api_bp,
         health.bp,
