@@ -81,7 +81,7 @@ class Settings(BaseModel):
     # The public report doors (docs/public-reports.md): web form posts per client address,
     # texts (REPORT, JOIN) per sender's hashed number. Counted in Redis with a TTL, never
     # stored with a report.
-    public_report_rate: str = "5/hour;20/day"
+    public_report_rate: str = "10/hour;30/day"
     # A public form sent sooner than this after it was shown is a robot's, and refused.
     public_form_min_seconds: int = Field(default=3, ge=0, le=600)
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none;
