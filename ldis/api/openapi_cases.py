@@ -67,6 +67,14 @@ CASE_OPERATIONS: tuple[Op, ...] = (
     ),
     Op(
         "post",
+        "/api/v1/reports/{report_id}/verification",
+        "Mark a public report verified or unverified (409 for a staff report)",
+        ("panel",),
+        ref("Report"),
+        body=i.REPORT_VERIFICATION_INPUT,
+    ),
+    Op(
+        "post",
         "/api/v1/callouts",
         "A batch of ambulance call-outs",
         ("reporter", "admin"),

@@ -63,6 +63,7 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("post", "/api/v1/reports/{report_id}/updates"): {
         "text": "Confirmed by the lab: metonitazene."
     },
+    ("post", "/api/v1/reports/{report_id}/verification"): {"verified": True},
     ("post", "/api/v1/callouts"): {
         "source": {"type": "ambulance", "name": "YAS"},
         "callouts": [CALLOUT],

@@ -26,6 +26,7 @@ SUBSTANCE_INPUT = obj(
     {"red_list": BOOL, "synonyms": array(STR)},
 )
 REPORT_UPDATE_INPUT = closed({"text": {"type": "string", "minLength": 1, "maxLength": 4000}})
+REPORT_VERIFICATION_INPUT = closed({"verified": {"type": "boolean"}})
 SIGNAL_STATUS_INPUT = closed(
     {"status": {"type": "string", "enum": list(STATUSES)}},
     {"reason": STR_N},

@@ -11,7 +11,7 @@ from ldis.api.body import NUL_MESSAGE, json_body
 from ldis.domain.errors import NotFound, ValidationFailed
 from ldis.domain.roles import Role
 from ldis.domain.validation import MAX_ID
-from ldis.services import intake, report_queries, signals, vocabulary
+from ldis.services import intake, public_reports, report_queries, signals, vocabulary
 from ldis.web.access import api_roles, current_principal
 from ldis.web.extensions import container
 from ldis.web.ratelimits import rate_limited
@@ -69,6 +69,15 @@ def list_reports() -> ResponseReturnValue:
 @api_roles(Role.reporter, Role.panel, Role.admin)
 def add_report_update(report_id: int) -> ResponseReturnValue:
     return created(intake.add_update(container().db, current_principal(), report_id, json_body()))
+
+
+@bp.post("/reports/<int:report_id>/verification")
+@api_roles(Role.panel)
+def verify_public_report(report_id: int) -> ResponseReturnValue:
+    """Mark a public report verified (or not): docs/public-reports.md."""
+    return jsonify(
+        public_reports.set_verified(container().db, current_principal(), report_id, json_body())
+    )
 
 
 @bp.post("/callouts")

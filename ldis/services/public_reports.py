@@ -20,7 +20,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ldis.domain.errors import ValidationFailed
+from ldis.domain.errors import Conflict, NotFound, ValidationFailed
+from ldis.domain.principal import Principal
 from ldis.domain.public_reports import (
     MAX_STORY,
     PUBLIC_KIND,
@@ -31,9 +32,10 @@ from ldis.domain.public_reports import (
     find_substances,
     parse_public,
 )
+from ldis.domain.roles import Role
 from ldis.domain.rules import SEVERITY_ORDER, Severity, evaluate, facts_from_stored
 from ldis.domain.substances import Vocabulary
-from ldis.services import audit, signals, vocabulary
+from ldis.services import audit, intake, signals, vocabulary
 from ldis.services.intake import Prepared, _insert, _prepare, check_privacy
 from ldis.services.ports import TaskQueue
 from ldis.services.signals import similar_appearances
@@ -47,6 +49,7 @@ __all__ = [
     "area_choices",
     "consume_form_token",
     "file_public_report",
+    "set_verified",
     "validate",
 ]
 # Used form tokens are kept as long as a token is valid, then forgotten.
@@ -138,6 +141,35 @@ def _store(db: Database, report: PublicReport) -> Filed:
             origin=report.source.type,
         )
         return Filed(report_id, item.values["reference"], created=True)
+
+
+def set_verified(db: Database, actor: Principal, report_id: int, body: Any) -> dict[str, Any]:
+    """The panel marks a public report verified (they checked it: a sample tested, a
+    service confirmed it) or unverified again. Staff reports are verified by who filed them."""
+    actor.require(Role.panel)
+    verified = body.get("verified") if isinstance(body, dict) else None
+    if not isinstance(verified, bool):
+        raise ValidationFailed({"verified": "give true or false"})
+    unknown = set(body) - {"verified"}
+    if unknown:
+        raise ValidationFailed({name: "is not a known field; remove it" for name in unknown})
+    with db.transaction() as session:
+        report = session.get(Report, report_id)  # two members toggling at once: last wins
+        if report is None:
+            raise NotFound(f"No report {report_id}.")
+        if report.origin == "staff":
+            raise Conflict("Only public reports can be marked verified or unverified.")
+        if report.verified != verified:
+            report.verified = verified
+            audit.record(
+                session,
+                actor_id=actor.db_id,
+                action="public_report.verified" if verified else "public_report.unverified",
+                entity="report",
+                entity_id=report.id,
+            )
+        session.flush()
+        return intake.report_view(report)
 
 
 def _severity(report: PublicReport, hits: list[Severity]) -> Severity:

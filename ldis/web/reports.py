@@ -16,7 +16,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.public_reports import PUBLIC_KIND
 from ldis.domain.reports import REPORT_KINDS
 from ldis.domain.roles import Role
-from ldis.services import intake, photos, report_pages, report_queries
+from ldis.services import intake, photos, public_reports, report_pages, report_queries
 from ldis.web import report_display as display
 from ldis.web.access import current_web_principal, web_roles
 from ldis.web.extensions import container
@@ -211,6 +211,22 @@ def add_update(report_id: int) -> ResponseReturnValue:
         return _detail(report_id, form, message[:1].upper() + message[1:])
     flash("Your update has been added.", "updated")
     return redirect(url_for("reports.show", report_id=report_id, _anchor="updates"))
+
+
+@bp.post("/reports/<int:report_id>/verification")
+@web_roles(Role.panel)
+def verification(report_id: int) -> ResponseReturnValue:
+    """The panel marks a public report verified, or not (docs/public-reports.md)."""
+    verified = request.form.get("verified") == "true"
+    try:
+        public_reports.set_verified(container().db, _actor(), report_id, {"verified": verified})
+    except NotFound:
+        return _not_found()
+    flash(
+        "Marked as verified." if verified else "Marked as not verified.",
+        "updated",
+    )
+    return redirect(url_for("reports.show", report_id=report_id))
 
 
 @bp.get("/reports/<int:report_id>/photo")

@@ -17,6 +17,7 @@ from ldis.domain.roles import Role
 from ldis.store.models import AuditEvent, Report, Signal, SignalReport
 from tests.integration.conftest import People
 from tests.integration.public_doors import Browser, app_with, areas, every_stored_value
+from tests.integration.webpages import Web, csrf
 
 pytestmark = pytest.mark.integration
 
@@ -256,3 +257,71 @@ def test_no_address_is_stored_with_a_public_report(
         details = [e.detail for e in session.scalars(select(AuditEvent))]
         assert session.scalar(select(func.count()).select_from(Report)) == 1
     assert any(d.get("origin") == "public_web" for d in details)
+
+
+def test_the_panel_marks_a_public_report_verified(
+    container: Container, app: Flask, client: FlaskClient, people: People, leeds: dict[str, int]
+) -> None:
+    browser = Browser(app)
+    assert (
+        browser.send(browser.open_form(), area="YORK", when="today", sold_as="ket").status_code
+        == 302
+    )
+    (report,) = _reports(container)
+    panel = people.headers("panelist", Role.panel)
+    reporter = people.headers("reporter", Role.reporter)
+    path = f"/api/v1/reports/{report.id}/verification"
+
+    assert client.post(path, json={"verified": True}, headers=reporter).status_code == 403
+    bad = client.post(path, json={"verified": "yes"}, headers=panel)
+    assert bad.status_code == 422 and "verified" in bad.get_json()["fields"]
+    done = client.post(path, json={"verified": True}, headers=panel)
+    assert done.status_code == 200 and done.get_json()["verified"] is True
+    assert _reports(container)[0].verified is True
+    events = [e.action for e in _audit(container)]
+    assert "public_report.verified" in events
+
+    staff = client.post(
+        "/api/v1/reports",
+        headers=reporter,
+        json={
+            "kind": "near_miss",
+            "area": "YORK",
+            "occurred_at": "2026-11-01T22:00:00Z",
+            "source": {"type": "outreach"},
+        },
+    ).get_json()
+    refused = client.post(
+        f"/api/v1/reports/{staff['id']}/verification", json={"verified": False}, headers=panel
+    )
+    assert refused.status_code == 409
+
+
+def _audit(container: Container) -> list[AuditEvent]:
+    with container.db.transaction() as session:
+        rows = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+        session.expunge_all()
+        return rows
+
+
+def test_the_report_page_shows_public_and_offers_verification(
+    container: Container, app: Flask, leeds: dict[str, int]
+) -> None:
+    browser = Browser(app)
+    assert browser.send(browser.open_form(), area="YORK", when="today").status_code == 400
+    form = browser.open_form()
+    assert browser.send(form, area="YORK", when="today", sold_as="ket").status_code == 302
+    (report,) = _reports(container)
+    web = Web(app, container)
+    panel = web.browser("panelist", Role.panel)
+    listing = panel.get("/reports").get_data(as_text=True)
+    assert "Public, unverified" in listing
+    page = panel.get(f"/reports/{report.id}")
+    assert "Mark as verified" in page.get_data(as_text=True)
+    marked = panel.post(
+        f"/reports/{report.id}/verification",
+        data={"csrf_token": csrf(page), "verified": "true"},
+    )
+    assert marked.status_code == 302
+    again = panel.get(f"/reports/{report.id}").get_data(as_text=True)
+    assert "Public, verified" in again and "Marked as verified." in again
