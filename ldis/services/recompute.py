@@ -20,7 +20,9 @@ def recompute_rules(db: Database) -> int:
         rows = session.execute(
             select(Report, Area.code)
             .outerjoin(Area, Area.id == Report.area_id)
-            .where(Report.kind != "callout")
+            # Public reports joined their signals when filed (ldis.services.public_reports):
+            # run again through the rules, they would open rule signals of their own.
+            .where(Report.kind != "callout", Report.origin == "staff")
             .order_by(Report.id)
         ).all()
         for report, code in rows:

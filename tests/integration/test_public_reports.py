@@ -325,3 +325,17 @@ def test_the_report_page_shows_public_and_offers_verification(
     assert marked.status_code == 302
     again = panel.get(f"/reports/{report.id}").get_data(as_text=True)
     assert "Public, verified" in again and "Marked as verified." in again
+
+
+def test_recompute_does_not_open_rule_signals_for_public_reports(
+    container: Container, app: Flask, leeds: dict[str, int]
+) -> None:
+    from ldis.services.recompute import recompute_rules
+
+    browser = Browser(app)
+    answer = browser.send(browser.open_form(), area="YORK", when="today", what_happened=STORY)
+    assert answer.status_code == 302
+    before = [(s.kind, r) for s, r in _signals(container)]
+    assert [kind for kind, _ in before] == ["public"]
+    assert recompute_rules(container.db) == 0
+    assert [(s.kind, r) for s, r in _signals(container)] == before
