@@ -325,6 +325,12 @@ def test_the_report_page_shows_public_and_offers_verification(
     assert marked.status_code == 302
     again = panel.get(f"/reports/{report.id}").get_data(as_text=True)
     assert "Public, verified" in again and "Marked as verified." in again
+    ((signal, _),) = _signals(container)
+    queue = panel.get("/signals").get_data(as_text=True)
+    assert "Public reports (unverified)" in queue
+    shown = panel.get(f"/signals/{signal.id}")
+    assert shown.status_code == 200
+    assert "1 public report (unverified) in YORK" in shown.get_data(as_text=True)
 
 
 def test_recompute_does_not_open_rule_signals_for_public_reports(
