@@ -221,7 +221,10 @@ def effects_in(text: str) -> list[Effect]:
     rules: Iterable[tuple[Effect, str]] = (
         (Effect.died, r"\b(died|dead|passed away)\b"),
         (Effect.naloxone, r"\b(naloxone|narcan|nyxoid|prenoxad)\b"),
-        (Effect.passed_out, r"\b(passed out|went over|went under|collapsed|overdosed?|od'?d?)\b"),
+        (
+            Effect.passed_out,
+            r"\b(passed out|went over|went under|collapsed|overdosed?|o\.?d(?:'d|ed)?)\b",
+        ),
         (Effect.much_stronger, r"\b(stronger|too strong|strong)\b"),
         (Effect.breathing, r"\b(breathing|not breathing|stopped breathing)\b"),
         (Effect.hospital, r"\b(hospital|a&e|ambulance)\b"),
