@@ -436,7 +436,7 @@ class Processes:
         self.running[name] = process
         return process
 
-    def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+    def start_worker(self, concurrency: int = 4) -> subprocess.Popen[bytes]:
         process = self.spawn("worker", ["worker", "--concurrency", str(concurrency)])
         log = self.log_dir / "worker.log"
         deadline = time.monotonic() + 90

@@ -457,7 +457,7 @@ def web(host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--urgent-concurrency",
     default=1,
