@@ -13,6 +13,8 @@ class Principal:
     user_id: int
     email: str
     roles: frozenset[Role]
+    # The partnership whose data they act on; None: a host-level operator (or the system).
+    partnership_id: int | None = None
 
     @property
     def db_id(self) -> int | None:

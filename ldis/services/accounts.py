@@ -265,4 +265,9 @@ def principal_for_token(
         if row.scopes:
             names = names & frozenset(row.scopes)
         roles = frozenset(Role(name) for name in names if name in Role.__members__)
-        return Principal(user_id=row.user.id, email=row.user.email, roles=roles)
+        return Principal(
+            user_id=row.user.id,
+            email=row.user.email,
+            roles=roles,
+            partnership_id=row.user.partnership_id,
+        )

@@ -18,19 +18,26 @@ from ldis.domain.rules import Severity
 from ldis.services import signals
 from ldis.services.areas import Locator
 from ldis.store.db import Database
-from ldis.store.models import Area, Report, Signal
+from ldis.store.models import Area, Partnership, Report, Signal
 from ldis.store.models.signals import OPEN_STATUSES
+from ldis.store.tenancy import acting_for
 
 EVENT_KINDS = ("near_miss", "callout")
 # Stronger evidence than this is red; anything the detectors report is at least amber.
 RED_P_VALUE = 0.001
 
 
-def _events(session: Session, since: Any = None, until: Any = None) -> list[clusters.Event]:
+def _events(
+    session: Session, partnership_id: int, since: Any = None, until: Any = None
+) -> list[clusters.Event]:
     query = (
         select(Report.id, Report.occurred_at, Report.lat, Report.lon, Area.code, Report.data)
         .outerjoin(Area, Area.id == Report.area_id)
-        .where(Report.kind.in_(EVENT_KINDS), Report.occurred_at.is_not(None))
+        .where(
+            Report.partnership_id == partnership_id,
+            Report.kind.in_(EVENT_KINDS),
+            Report.occurred_at.is_not(None),
+        )
         .order_by(Report.occurred_at, Report.id)
     )
     if since is not None:
@@ -99,13 +106,30 @@ def _store(session: Session, found: list[clusters.Cluster]) -> int:
 
 
 def detect_after(db: Database, report_ids: list[int], settings: clusters.ClusterSettings) -> int:
-    """Run the detectors as of the newest of these events, over the history they need."""
+    """Run the detectors as of the newest of these events, over the history they need:
+    each partnership's events apart, acting for it (a cluster never mixes two panels')."""
+    with db.transaction() as session:
+        owners = sorted(
+            set(session.scalars(select(Report.partnership_id).where(Report.id.in_(report_ids))))
+        )
+    stored = 0
+    for partnership_id in owners:
+        with acting_for(partnership_id):
+            stored += _detect_after(db, partnership_id, report_ids, settings)
+    return stored
+
+
+def _detect_after(
+    db: Database, partnership_id: int, report_ids: list[int], settings: clusters.ClusterSettings
+) -> int:
     with db.transaction() as session:
         times = [
             t
             for t in session.scalars(
                 select(Report.occurred_at).where(
-                    Report.id.in_(report_ids), Report.kind.in_(EVENT_KINDS)
+                    Report.id.in_(report_ids),
+                    Report.kind.in_(EVENT_KINDS),
+                    Report.partnership_id == partnership_id,
                 )
             )
             if t is not None
@@ -116,12 +140,18 @@ def detect_after(db: Database, report_ids: list[int], settings: clusters.Cluster
         history = timedelta(days=settings.history_days)
         if newest - oldest > timedelta(days=2):
             # A backfill (a CSV of history): replay it as it would have been seen.
-            events = _events(session, oldest - history, newest)
+            events = _events(session, partnership_id, oldest - history, newest)
             return _store(session, clusters.recompute(events, settings))
-        events = _events(session, newest - history, newest)
+        events = _events(session, partnership_id, newest - history, newest)
         return _store(session, clusters.detect(events, newest, settings))
 
 
 def recompute(db: Database, settings: clusters.ClusterSettings) -> int:
     with db.transaction() as session:
-        return _store(session, clusters.recompute(_events(session), settings))
+        owners = list(session.scalars(select(Partnership.id).order_by(Partnership.id)))
+    stored = 0
+    for partnership_id in owners:
+        with acting_for(partnership_id), db.transaction() as session:
+            events = _events(session, partnership_id)
+            stored += _store(session, clusters.recompute(events, settings))
+    return stored

@@ -29,6 +29,8 @@ from ldis.services.ports import TaskQueue
 from ldis.services.signals import similar_appearances
 from ldis.store.db import Database
 from ldis.store.models import Area, Report, ReportPhoto, ReportSubstance, ReportUpdate, User
+from ldis.store.models.partnerships import DEFAULT_PARTNERSHIP_ID
+from ldis.store.tenancy import acting_partnership
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +351,26 @@ def _rule_signals(
     return [signals.brief(signal) for signal in raised]
 
 
+def _owners(session: Session, items: list[Prepared]) -> None:
+    """A report belongs to its area's partnership (a public door or the command line acts
+    for none, and must not file a York report with Durham's panel); without an area, to the
+    partnership acting, or the default one."""
+    area_ids = {item.values["area_id"] for item in items if item.values["area_id"] is not None}
+    owners: dict[int, int] = (
+        dict(
+            session.execute(select(Area.id, Area.partnership_id).where(Area.id.in_(area_ids))).all()
+        )
+        if area_ids
+        else {}
+    )
+    fallback = acting_partnership() or DEFAULT_PARTNERSHIP_ID
+    for item in items:
+        item.values["partnership_id"] = owners.get(item.values["area_id"], fallback)
+
+
 def _insert(session: Session, items: list[Prepared]) -> list[int]:
     ids: list[int] = []
+    _owners(session, items)
     for start in range(0, len(items), 1000):
         chunk = items[start : start + 1000]
         rows = (

@@ -74,7 +74,9 @@ def password_matches(stored: str | None, password: str) -> bool:
 
 def user_principal(user: User) -> Principal:
     roles = frozenset(Role(name) for name in user.role_names if name in Role.__members__)
-    return Principal(user_id=user.id, email=user.email, roles=roles)
+    return Principal(
+        user_id=user.id, email=user.email, roles=roles, partnership_id=user.partnership_id
+    )
 
 
 def register_failure(session: Session, user_id: int, now: datetime, *, what: str) -> None:

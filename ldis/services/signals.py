@@ -61,15 +61,27 @@ def similar_appearances(session: Session, appearance: str | None, at: datetime |
     )
 
 
-def _live(session: Session, key: str) -> Signal | None:
-    return session.scalar(select(Signal).where(Signal.key == key, Signal.status.in_(OPEN_STATUSES)))
+def _live(session: Session, key: str, partnership_id: int | None = None) -> Signal | None:
+    query = select(Signal).where(Signal.key == key, Signal.status.in_(OPEN_STATUSES))
+    if partnership_id is not None:
+        query = query.where(Signal.partnership_id == partnership_id)
+    return session.scalar(query)
+
+
+def _owner(session: Session, report_ids: list[int]) -> int | None:
+    """The partnership of the reports a signal is about (a signal never mixes two): named
+    on the signal itself, so a worker or a public door acting for no partnership still
+    files it with the reports' panel."""
+    if not report_ids:
+        return None
+    return session.scalar(select(Report.partnership_id).where(Report.id == report_ids[0]))
 
 
 def join_live(session: Session, key: str, report_ids: list[int]) -> Signal | None:
     """Link reports to the live signal with `key` if there is one; never opens a signal.
     Public reports corroborate what staff reports raised this way (ldis.services.public_reports).
     """
-    signal = _live(session, key)
+    signal = _live(session, key, _owner(session, report_ids))
     if signal is not None:
         _link(session, signal.id, report_ids)
         signal.updated_at = datetime.now(UTC)
@@ -103,7 +115,8 @@ def raise_signal(
 ) -> Signal:
     """Join the live signal with this key, or open one; the report(s) are linked either way."""
     now = datetime.now(UTC)
-    signal = _live(session, key)
+    owner = _owner(session, report_ids)
+    signal = _live(session, key, owner)
     created = False
     if signal is None:
         try:
@@ -121,6 +134,8 @@ def raise_signal(
                     window_end=window[1],
                     details=details,
                 )
+                if owner is not None:  # else the column's default: the acting partnership
+                    signal.partnership_id = owner
                 session.add(signal)
                 session.flush()
             created = True
@@ -135,7 +150,7 @@ def raise_signal(
             )
         except IntegrityError:
             # Someone opened it a moment ago: join theirs.
-            signal = _live(session, key)
+            signal = _live(session, key, owner)
             assert signal is not None
     if not created:
         if SEVERITY_ORDER[severity] < SEVERITY_ORDER[Severity(signal.severity)]:

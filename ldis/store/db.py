@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from ldis.store import tenancy
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the web process read while a worker writes; the busy timeout makes writers
@@ -34,6 +36,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        tenancy.install(self.engine)  # the acting partnership's row-level security
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -8,7 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
+
+from ldis.store.tenancy import ROLE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,6 +27,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        _grant_partnership_role(connection)
+
+
+def _grant_partnership_role(connection: Connection) -> None:
+    """The partnership role may use every table, including those a migration after 0009
+    added (row-level security then narrows it to rows): re-granted on every upgrade."""
+    if connection.dialect.name != "postgresql":
+        return
+    if connection.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": ROLE}) is None:
+        return  # before 0009
+    connection.execute(
+        text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {ROLE}")
+    )
+    connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {ROLE}"))
 
 
 def current_revision(engine: Engine) -> str | None:

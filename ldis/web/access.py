@@ -9,11 +9,12 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import flash, g, redirect, render_template, request, session, url_for
+from flask import Flask, flash, g, redirect, render_template, request, session, url_for
 
 from ldis.domain.errors import DomainError
 from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
+from ldis.store.tenancy import act_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACCESS_ATTR = "ldis_access"
@@ -51,6 +52,21 @@ def local_operator(view: F) -> F:
     return view
 
 
+def install_partnership_scope(app: Flask) -> None:
+    """Every request starts at host level (nothing signed in yet: the sign-in lookups must
+    see every account) and acts for the signed-in person's partnership from the moment
+    `current_principal` or `current_web_principal` knows them; it ends at host level, so
+    nothing carries over to the next request on this thread."""
+
+    @app.before_request
+    def _start_unscoped() -> None:
+        act_for(None)
+
+    @app.teardown_request
+    def _end_unscoped(_exc: BaseException | None) -> None:
+        act_for(None)
+
+
 def current_principal() -> Principal:
     principal: Principal | None = getattr(g, "principal", None)
     if principal is not None:
@@ -66,6 +82,7 @@ def current_principal() -> Principal:
     if principal is None:
         raise Unauthenticated("The API token is not valid or has been revoked.")
     g.principal = principal
+    act_for(principal.partnership_id)  # from here on, the database shows only theirs
     return principal
 
 
@@ -202,6 +219,7 @@ def current_web_principal() -> Principal | None:
             if int(now) != int(_number(SESSION_SEEN)):
                 session[SESSION_SEEN] = now
     g.web_principal = principal
+    act_for(principal.partnership_id if principal is not None else None)
     return principal
 
 

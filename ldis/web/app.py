@@ -39,7 +39,7 @@ from ldis.web import (
     signals,
     webhooks,
 )
-from ldis.web.access import SESSION_USER, current_web_principal
+from ldis.web.access import SESSION_USER, current_web_principal, install_partnership_scope
 from ldis.web.extensions import KEY
 from ldis.web.ratelimits import install as install_rate_limits
 
@@ -75,6 +75,8 @@ def create_app(container: Container | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions[KEY] = container
+    # Before any hook that could read the database: a request is host level until signed in.
+    install_partnership_scope(app)
     # First, so every later hook's log lines (and every task sent) carry the request id.
     request_ids.install(app, container.settings)
     metrics.install(app)

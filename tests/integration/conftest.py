@@ -32,7 +32,7 @@ from ldis.services import vocabulary
 from ldis.services.accounts import create_token, create_user
 from ldis.settings import PROJECT_ROOT, Settings, load_settings
 from ldis.store.migrate import upgrade
-from ldis.store.models import Base, ServiceType, User
+from ldis.store.models import Base, Partnership, ServiceType, User
 from ldis.web.app import create_app
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -161,6 +161,11 @@ def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
                 # Reference data the migrations seed, put back as a new installation has it.
                 session.add_all(
                     ServiceType(code=code, label=label) for code, label in DEFAULT_SERVICE_TYPES
+                )
+                session.add(Partnership(id=1, code="default", name="Default partnership"))
+                session.flush()
+                session.execute(
+                    text("SELECT setval(pg_get_serial_sequence('partnerships', 'id'), 1)")
                 )
             break
         except OperationalError:

@@ -11,6 +11,7 @@ from ldis.store.models.deliveries import (
     OutboxMessage,
 )
 from ldis.store.models.panel import Grade, PanelDecision
+from ldis.store.models.partnerships import AlertShare, Partnership
 from ldis.store.models.people import ApiToken, PasswordReset, RecoveryCode, User, UserRole
 from ldis.store.models.public import PublicFormToken, PublicSubscriber, PublicText
 from ldis.store.models.recipients import (
@@ -36,6 +37,7 @@ from ldis.store.models.signals import Signal, SignalReport
 __all__ = [
     "Alert",
     "AlertApproval",
+    "AlertShare",
     "AlertVersion",
     "ApiToken",
     "Area",
@@ -52,6 +54,7 @@ __all__ = [
     "Notice",
     "OutboxMessage",
     "PanelDecision",
+    "Partnership",
     "PasswordReset",
     "PublicFormToken",
     "PublicSubscriber",

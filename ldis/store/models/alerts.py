@@ -15,12 +15,16 @@ from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, false,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
+from ldis.store.models.partnerships import partnership_fk
 
 
 class Alert(Base):
     __tablename__ = "alerts"
+    # The target of alert_shares' composite key (an alert shared from its own partnership).
+    __table_args__ = (UniqueConstraint("id", "partnership_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    partnership_id: Mapped[int] = partnership_fk()
     status: Mapped[str] = mapped_column(String(30), index=True)
     current_version: Mapped[int] = mapped_column(default=1)
     live_version: Mapped[int | None]

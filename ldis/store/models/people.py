@@ -8,6 +8,7 @@ from sqlalchemy import JSON, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
+from ldis.store.models.partnerships import partnership_fk
 
 
 class User(Base):
@@ -18,6 +19,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
+    # The partnership whose data this person sees; None: a host-level operator, who sees
+    # every partnership's (set only on purpose: `ldis users create --host-operator`).
+    partnership_id: Mapped[int | None] = partnership_fk(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The service a reporter files for: reporters read their service's reports, no others.
     service_id: Mapped[int | None] = mapped_column(

@@ -10,6 +10,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
+from ldis.store.models.partnerships import partnership_fk
 
 
 class Area(Base):
@@ -18,6 +19,7 @@ class Area(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    partnership_id: Mapped[int] = partnership_fk()
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
     # A validated GeoJSON Polygon/MultiPolygon geometry (WGS84 lon/lat), loaded by an admin.
     boundary: Mapped[dict[str, Any] | None]
@@ -63,6 +65,7 @@ class Service(Base):
     # An optional stable key from the partnership's own list, used to match CSV re-imports.
     ref: Mapped[str | None] = mapped_column(String(60), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    partnership_id: Mapped[int] = partnership_fk()
     type: Mapped[str] = mapped_column(ForeignKey("service_types.code"), index=True)
     # Alert levels (professional, public) and alert kinds it wants; empty kinds = every kind.
     alert_levels: Mapped[list[str]] = mapped_column(

@@ -10,6 +10,7 @@ from sqlalchemy import ForeignKey, LargeBinary, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
+from ldis.store.models.partnerships import partnership_fk
 from ldis.store.models.recipients import Area
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class Report(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)
     kind: Mapped[str] = mapped_column(String(40), index=True)
+    partnership_id: Mapped[int] = partnership_fk()
     # Call-outs may carry a location but no area until boundaries are loaded.
     area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
     occurred_at: Mapped[datetime | None] = mapped_column(index=True)

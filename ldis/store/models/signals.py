@@ -9,17 +9,20 @@ from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ldis.store.models.base import Base, utcnow
+from ldis.store.models.partnerships import partnership_fk
 
 OPEN_STATUSES = ("open", "monitoring")
 
 
 class Signal(Base):
     __tablename__ = "signals"
-    # At most one live signal per key: two reports of the same nitazene filed at the same
-    # moment cannot open two signals (the second insert fails and joins the first).
+    # At most one live signal per key in a partnership: two reports of the same nitazene
+    # filed at the same moment cannot open two signals (the second insert fails and joins
+    # the first); each partnership's panel has its own.
     __table_args__ = (
         Index(
             "uq_signals_live_key",
+            "partnership_id",
             "key",
             unique=True,
             postgresql_where=text("status IN ('open', 'monitoring')"),
@@ -32,6 +35,7 @@ class Signal(Base):
         String(20), index=True
     )  # red_list, mismatch, presentation, cluster
     key: Mapped[str] = mapped_column(String(300))
+    partnership_id: Mapped[int] = partnership_fk()
     status: Mapped[str] = mapped_column(String(20), index=True, default="open")
     severity: Mapped[str] = mapped_column(String(10))
     area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
