@@ -97,6 +97,10 @@ def handle(
             # YES (one of Twilio's START words) also confirms a JOIN waiting for it.
             return Inbound(public_subscriptions.confirm(session, phone, secret))
         if not _is_contact(session, phone):
+            if word is None and acknowledgement(body) is not None:
+                # ACK (or an alert's reference) from a number we do not hold: a worker on a
+                # new phone, most likely. Say nothing was acknowledged, not the public how-to.
+                return Inbound(acknowledgements.UNKNOWN_NUMBER)
             # A member of the public: how to report or subscribe. Their number is not
             # written anywhere (no notice row, unlike a contact's reply).
             return Inbound(public_texts.current(session)["sms_help"])
