@@ -91,10 +91,30 @@ def users() -> None:
     help="reporter, panel, admin or service_manager; repeatable",
 )
 @click.option("--password-stdin", is_flag=True, help="read a password from standard input")
+@click.option(
+    "--partnership",
+    "partnership_code",
+    default="default",
+    show_default=True,
+    help="the partnership whose data they see (`ldis partnerships list`)",
+)
+@click.option(
+    "--host-operator",
+    is_flag=True,
+    help="of no partnership: sees every partnership's data (a host's own staff)",
+)
 @_domain_errors
-def users_create(email: str, name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+def users_create(
+    email: str,
+    name: str,
+    roles: tuple[str, ...],
+    password_stdin: bool,
+    partnership_code: str,
+    host_operator: bool,
+) -> None:
     """Add a user."""
     from ldis.bootstrap import build
+    from ldis.services import partnerships
     from ldis.services.accounts import create_user
 
     try:
@@ -103,10 +123,51 @@ def users_create(email: str, name: str, roles: tuple[str, ...], password_stdin: 
         _fail(f"--role: {exc}")
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     container = build(_settings())
-    user_id = create_user(container.db, email=email, name=name, roles=parsed, password=password)
-    click.echo(
-        f"created user {user_id} <{email.strip().lower()}> with roles {', '.join(sorted(parsed))}"
+    partnership_id = (
+        None if host_operator else partnerships.resolve_code(container.db, partnership_code)
     )
+    user_id = create_user(
+        container.db,
+        email=email,
+        name=name,
+        roles=parsed,
+        password=password,
+        partnership_id=partnership_id,
+        host_operator=host_operator,
+    )
+    scope = "host operator" if host_operator else f"partnership {partnership_code.lower()}"
+    click.echo(
+        f"created user {user_id} <{email.strip().lower()}> with roles "
+        f"{', '.join(sorted(parsed))} ({scope})"
+    )
+
+
+@main.group("partnerships")
+def partnerships_group() -> None:
+    """Partnerships served by this deployment (several need PostgreSQL)."""
+
+
+@partnerships_group.command("create")
+@click.argument("code")
+@click.argument("name")
+@_domain_errors
+def partnerships_create(code: str, name: str) -> None:
+    """Add a partnership: CODE (e.g. york-north-yorks) and NAME."""
+    from ldis.bootstrap import build
+    from ldis.services import partnerships
+
+    created = partnerships.create(build(_settings()).db, code, name)
+    click.echo(f"created partnership {created['id']} {created['code']}: {created['name']}")
+
+
+@partnerships_group.command("list")
+def partnerships_list() -> None:
+    """The partnerships, one a line: id, code, name."""
+    from ldis.bootstrap import build
+    from ldis.services import partnerships
+
+    for row in partnerships.list_all(build(_settings()).db):
+        click.echo(f"{row['id']}\t{row['code']}\t{row['name']}")
 
 
 @users.command("totp")

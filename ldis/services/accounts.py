@@ -42,8 +42,17 @@ def check_password(password: str, *, email: str, name: str, field: str = "passwo
 
 
 def create_user(
-    db: Database, *, email: str, name: str, roles: frozenset[Role], password: str | None = None
+    db: Database,
+    *,
+    email: str,
+    name: str,
+    roles: frozenset[Role],
+    password: str | None = None,
+    partnership_id: int | None = None,
+    host_operator: bool = False,
 ) -> int:
+    """A new user of `partnership_id` (by default the partnership acting, or the default
+    one); `host_operator`: of none, seeing every partnership's data (only on purpose)."""
     try:
         email = normalise_email(email).lower()
     except ValueError as exc:
@@ -64,8 +73,12 @@ def create_user(
             password_changed_at=datetime.now(UTC) if password else None,
             roles=[UserRole(role=role.value) for role in sorted(roles)],
         )
+        if partnership_id is not None:
+            user.partnership_id = partnership_id
         session.add(user)
         session.flush()
+        if host_operator:  # an INSERT leaves a None out (the column default would apply)
+            session.execute(update(User).where(User.id == user.id).values(partnership_id=None))
         audit.record(
             session,
             actor_id=None,

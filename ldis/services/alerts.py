@@ -41,6 +41,7 @@ from ldis.services.alert_views import alert_view, standing_approvers
 from ldis.services.outbox_writer import cancel_queued, write_deliveries
 from ldis.services.ports import TaskQueue
 from ldis.services.recipients import areas_by_code
+from ldis.services.shared_alerts import SHARED_READ_ONLY, write_shared
 from ldis.store.db import Database
 from ldis.store.models import Alert, AlertApproval, AlertVersion, Report, Service, Signal
 from ldis.store.models.signals import OPEN_STATUSES
@@ -65,6 +66,9 @@ def locked_alert(session: Session, alert_id: int) -> Alert:
         update(Alert).where(Alert.id == alert_id).values(updated_at=_now())
     ).rowcount  # type: ignore[attr-defined]
     if not locked:
+        if session.get(Alert, alert_id) is not None:
+            # Readable but not writable here: shared with this partnership by another one.
+            raise Forbidden(SHARED_READ_ONLY)
         raise NotFound(f"No alert {alert_id}.")
     alert = session.get(Alert, alert_id, populate_existing=True)
     assert alert is not None
@@ -430,6 +434,8 @@ def _complete(
         alert.live_version = version.version
         _mark_signal_alerted(session, actor, alert)
         action = "alert.sent"
+    # Neighbouring partnerships it is shared with get it too, in this same transaction.
+    queued += write_shared(session, alert, version, now)
     alert.status = target.value
     if action == "alert.sent":
         audit.record(

@@ -21,6 +21,7 @@ from ldis.domain.alerts import AlertKind, AlertLevel
 from ldis.domain.audience import AudienceQuery, not_before
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.services.audience import resolve
+from ldis.store.db import dialect_insert
 from ldis.store.models import AlertVersion, Contact, Delivery
 from ldis.store.models.base import utcnow
 
@@ -88,6 +89,7 @@ def delivery_targets(
     *,
     include_earlier_recipients: bool = False,
     only_earlier_recipients: bool = False,
+    query: AudienceQuery | None = None,
 ) -> Targets:
     """{(contact, channel): quiet hours} a version goes to. The approval writes exactly
     these, and the approvers' preview counts exactly these.
@@ -97,7 +99,8 @@ def delivery_targets(
     (`only_earlier_recipients`)."""
     targets: Targets = {}
     if not only_earlier_recipients:
-        audience = resolve(session, audience_query(version))
+        # `query`: another audience for the same version (a neighbour it is shared with).
+        audience = resolve(session, query or audience_query(version))
         for contact, channel in audience.pairs():
             targets[(contact.contact_id, channel)] = (contact.quiet_start, contact.quiet_end)
     if include_earlier_recipients or only_earlier_recipients:
@@ -113,7 +116,9 @@ def delivery_targets(
     return targets
 
 
-def version_targets(session: Session, alert_id: int, version: AlertVersion) -> Targets:
+def version_targets(
+    session: Session, alert_id: int, version: AlertVersion, query: AudienceQuery | None = None
+) -> Targets:
     """Whom a version goes to, by its purpose: an update reaches its audience and every
     earlier recipient; a withdrawal only those earlier versions reached."""
     return delivery_targets(
@@ -122,16 +127,24 @@ def version_targets(session: Session, alert_id: int, version: AlertVersion) -> T
         version,
         include_earlier_recipients=version.purpose == "update",
         only_earlier_recipients=version.purpose == "withdrawal",
+        query=query,
     )
 
 
 def write_deliveries(
-    session: Session, alert_id: int, version: AlertVersion, *, now: datetime | None = None
+    session: Session,
+    alert_id: int,
+    version: AlertVersion,
+    *,
+    now: datetime | None = None,
+    targets: Targets | None = None,
 ) -> int:
-    """Insert one queued delivery per (contact, channel) of `version_targets`; return the
-    count."""
+    """Insert one queued delivery per (contact, channel) of `version_targets` (or of
+    `targets`: a neighbour's, written again on sharing, so a row already there is skipped
+    by the unique key, never doubled); return the count written."""
     now = now or utcnow()
-    targets = version_targets(session, alert_id, version)
+    again = targets is not None
+    targets = version_targets(session, alert_id, version) if targets is None else targets
     # Many contacts share the same quiet hours: work out each pair's end once.
     ends: dict[tuple[time | None, time | None], datetime | None] = {}
     rows = []
@@ -151,6 +164,12 @@ def write_deliveries(
                 "not_before": ends[key],
             }
         )
+    if rows and again:
+        done = session.execute(
+            dialect_insert(session)(Delivery).on_conflict_do_nothing().returning(Delivery.id),
+            rows,
+        )
+        return len(done.all())
     if rows:
         session.execute(insert(Delivery), rows)
     return len(rows)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 
 ROLE = "ldis_partnership"
 
@@ -59,9 +59,7 @@ def _on_begin(connection: Any) -> None:
         # SET LOCAL would last one statement: the rest would run unrestricted.
         raise TenancyError("an autocommit connection cannot act for a partnership")
     connection.exec_driver_sql(f"SET LOCAL ROLE {ROLE}")
-    connection.execute(
-        text("SELECT set_config('ldis.partnership', :id, true)"), {"id": str(int(partnership_id))}
-    )
+    _set(connection, partnership_id)
 
 
 def install(engine: Engine) -> None:
@@ -69,3 +67,26 @@ def install(engine: Engine) -> None:
     SQLite serves a single partnership, see ldis.services.partnerships)."""
     if engine.dialect.name == "postgresql":
         event.listen(engine, "begin", _on_begin)
+
+
+@contextmanager
+def switched(connection: Connection, partnership_id: int) -> Iterator[None]:
+    """Inside the current transaction, act for `partnership_id` for one step, then for the
+    partnership acting again: an alert's own approval writes what a neighbour it is shared
+    with receives, seeing (and writing to) only that neighbour's contacts meanwhile. At host
+    level, or on SQLite, there is nothing to switch."""
+    acting = _acting.get()
+    if acting is None or connection.dialect.name != "postgresql":
+        yield
+        return
+    _set(connection, partnership_id)
+    try:
+        yield
+    finally:
+        _set(connection, acting)
+
+
+def _set(connection: Connection, partnership_id: int) -> None:
+    connection.execute(
+        text("SELECT set_config('ldis.partnership', :id, true)"), {"id": str(int(partnership_id))}
+    )
