@@ -24,7 +24,7 @@ from tests.integration.webpages import AREA
 pytestmark = pytest.mark.integration
 
 # The pages anyone may open, and those of signed-in staff (ids filled in once seeded).
-PUBLIC_PAGES = ["/login", "/login/forgot", "/public-alerts"]
+PUBLIC_PAGES = ["/login", "/login/forgot", "/public-alerts", "/report"]
 STAFF_PAGES = [
     "/",
     "/reports",
@@ -50,6 +50,7 @@ STAFF_PAGES = [
     "/outbox",
     "/account",
     "/account/tokens",
+    "/panel/public-texts",
 ]
 SEEDED_PAGES = [
     "/reports/{report}",
@@ -183,10 +184,14 @@ def test_main_pages_pass_axe_empty_and_full_on_desk_and_phone(
     phone = browsers.person("phone", Role.panel, Role.admin)
     phone.page.set_viewport_size({"width": 360, "height": 740})
     wide: dict[str, int] = {}
-    for path in STAFF_PAGES + [p.format(**ids) for p in SEEDED_PAGES]:
-        phone.go(path)
-        if (over := too_wide(phone.page)) > 0:
-            wide[path] = over
+    for visitor, paths in (
+        (phone, STAFF_PAGES + [p.format(**ids) for p in SEEDED_PAGES]),
+        (browsers.window("public phone", phone=True), PUBLIC_PAGES),
+    ):
+        for path in paths:
+            visitor.go(path)
+            if (over := too_wide(visitor.page)) > 0:
+                wide[path] = over
     phone.go("/dashboard")
     phone.shot("dashboard on a phone")
     assert not wide, f"pages wider than a 360 px phone (px over): {wide}"
