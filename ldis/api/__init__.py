@@ -3,7 +3,18 @@
 Routes live in one module per feature, all on the one blueprint defined in `v1`.
 """
 
-from ldis.api import alerts, areas, audience, bulk, openapi, panel, progress, services, users  # noqa: F401  (registers routes)
+from ldis.api import (  # noqa: F401  (registers routes)
+    alerts,
+    areas,
+    audience,
+    bulk,
+    openapi,
+    panel,
+    partnerships,
+    progress,
+    services,
+    users,
+)
 from ldis.api.v1 import bp
 
 __all__ = ["bp"]

@@ -21,11 +21,13 @@ from ldis.domain.roles import Role
 from ldis.messages.context import is_exercise, previous_version_of
 from ldis.messages.preview import Preview, preview_version
 from ldis.messages.render import Renderer, TemplateError, TemplateFieldMissing
+from ldis.services import shared_alerts
 from ldis.services.alert_views import load_alert
 from ldis.services.alerts import RenderCheck
 from ldis.services.outbox_writer import version_targets
 from ldis.store.db import Database
 from ldis.store.models import Alert, AlertVersion, Contact
+from ldis.store.tenancy import acting_partnership
 
 
 def render_version(
@@ -60,8 +62,13 @@ def render_check(renderer: Renderer, public_url: str) -> RenderCheck:
 
 
 def audience_counts(session: Session, alert_id: int, version: AlertVersion) -> dict[str, Any]:
-    """How many services, contacts and messages per channel the version would reach now."""
-    targets = version_targets(session, alert_id, version)
+    """How many services, contacts and messages per channel the version would reach now
+    (in the reader's partnership, when the alert was shared with it by another)."""
+    acting, alert = acting_partnership(), version.alert
+    if acting is not None and alert.partnership_id != acting:
+        targets = shared_alerts.targets_for(session, alert, version, acting)
+    else:
+        targets = version_targets(session, alert_id, version)
     contact_ids = sorted({contact_id for contact_id, _ in targets})
     services: set[int] = set()
     for start in range(0, len(contact_ids), 5000):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import VersionPurpose
 from ldis.services.outbox_writer import (
+    Targets,
     audience_query,
     cancel_queued,
     version_targets,
@@ -49,13 +50,6 @@ def write_for(
     if alert.exercise:
         return 0  # an exercise reaches its participating services only
     with switched(session.connection(), partnership_id):
-        roots = list(
-            session.scalars(
-                select(Area.code).where(
-                    Area.partnership_id == partnership_id, Area.parent_id.is_(None)
-                )
-            )
-        )
         if version.purpose != VersionPurpose.alert.value:
             # What the neighbour has not been sent yet is replaced, or stopped.
             withdrawn = version.purpose == VersionPurpose.withdrawal.value
@@ -64,13 +58,33 @@ def write_for(
                 alert.id,
                 reason="alert withdrawn" if withdrawn else "replaced by an update",
             )
-        if not roots and version.purpose != VersionPurpose.withdrawal.value:
-            return 0
-        query = audience_query(version).model_copy(
-            update={"areas": roots, "include_neighbours": False, "service_ids": []}
-        )
-        targets = version_targets(session, alert.id, version, query)
+        targets = _targets(session, alert, version, partnership_id)
         return write_deliveries(session, alert.id, version, now=now, targets=targets)
+
+
+def targets_for(
+    session: Session, alert: Alert, version: AlertVersion, partnership_id: int
+) -> Targets:
+    """Whom `version` reaches in the neighbour `partnership_id` (what its panel's preview
+    counts), without writing anything."""
+    if alert.exercise:
+        return {}
+    with switched(session.connection(), partnership_id):
+        return _targets(session, alert, version, partnership_id)
+
+
+def _targets(session: Session, alert: Alert, version: AlertVersion, partnership_id: int) -> Targets:
+    roots = list(
+        session.scalars(
+            select(Area.code).where(Area.partnership_id == partnership_id, Area.parent_id.is_(None))
+        )
+    )
+    if not roots and version.purpose != VersionPurpose.withdrawal.value:
+        return {}
+    query = audience_query(version).model_copy(
+        update={"areas": roots, "include_neighbours": False, "service_ids": []}
+    )
+    return version_targets(session, alert.id, version, query)
 
 
 def write_shared(session: Session, alert: Alert, version: AlertVersion, now: datetime) -> int:
