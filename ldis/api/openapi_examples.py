@@ -113,5 +113,10 @@ EXAMPLES: dict[tuple[str, str], Any] = {
     ("patch", CONTACT): {"quiet_hours": None, "role": "primary"},
     ("post", f"{CONTACT}/verification/{{channel}}/confirm"): {"code": "123456"},
     ("patch", "/api/v1/users/{user_id}"): {"service_id": 1},
+    ("post", "/api/v1/partnerships"): {
+        "code": "durham-darlington",
+        "name": "Durham and Darlington",
+    },
+    ("post", "/api/v1/alerts/{alert_id}/shares"): {"partnership": "durham-darlington"},
     ("post", "/api/v1/recipients/import"): CSV_FILE,
 }

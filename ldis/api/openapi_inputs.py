@@ -71,6 +71,15 @@ CODE_INPUT = {
     "properties": {"code": {"type": "string", "description": "the 6-digit code from the text"}},
 }
 
+PARTNERSHIP_NEW = closed(
+    {
+        "code": {"type": "string", "description": "2-40 lower-case letters, digits, hyphens"},
+        "name": {"type": "string", "maxLength": 200},
+    }
+)
+ALERT_SHARE = closed(
+    {"partnership": {"type": "string", "description": "the code of the partnership to share with"}}
+)
 USER_CHANGE = closed(
     {},
     {"service_id": {**nullable(ID), "description": "the service the user files for; null unlinks"}},

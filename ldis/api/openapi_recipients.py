@@ -12,6 +12,7 @@ from ldis.api.openapi_paths import (
     CSV,
     EVERYONE,
     MANAGERS,
+    PANEL,
     PANEL_ADMIN,
     Op,
     Param,
@@ -204,6 +205,26 @@ RECIPIENT_OPERATIONS: tuple[Op, ...] = (
         ADMIN,
         ref("User"),
         body=i.USER_CHANGE,
+    ),
+    # --- partnerships on one deployment (docs/operations.md, "Several partnerships")
+    Op("get", "/api/v1/partnerships", "The partnerships", PANEL_ADMIN, ref("Partnerships")),
+    Op(
+        "post",
+        "/api/v1/partnerships",
+        "Add a partnership (host operators only; PostgreSQL only)",
+        ADMIN,
+        ref("Partnership"),
+        ok=201,
+        body=i.PARTNERSHIP_NEW,
+    ),
+    Op(
+        "post",
+        "/api/v1/alerts/{alert_id}/shares",
+        "Share an alert with a neighbouring partnership (its own panel only)",
+        PANEL,
+        ref("AlertShares"),
+        ok=201,
+        body=i.ALERT_SHARE,
     ),
     # --- services and contacts in bulk
     Op(

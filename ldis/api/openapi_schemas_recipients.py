@@ -166,6 +166,17 @@ USER = obj(
     }
 )
 
+# --- partnerships on one deployment -------------------------------------------------------
+
+PARTNERSHIP = obj({"id": INT, "code": STR, "name": STR})
+PARTNERSHIPS = obj({"items": array(PARTNERSHIP)})
+ALERT_SHARES = obj(
+    {
+        "alert_id": INT,
+        "shared_with": array(obj({"code": STR, "name": STR, "shared_at": WHEN_SET})),
+    }
+)
+
 COMPONENTS: dict[str, Schema] = {
     "Area": AREA,
     "AreaDetail": AREA_DETAIL,
@@ -181,4 +192,7 @@ COMPONENTS: dict[str, Schema] = {
     "RecipientsPlan": RECIPIENTS_PLAN,
     "ContactExport": CONTACT_EXPORT,
     "User": USER,
+    "Partnership": PARTNERSHIP,
+    "Partnerships": PARTNERSHIPS,
+    "AlertShares": ALERT_SHARES,
 }

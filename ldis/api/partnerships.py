@@ -19,11 +19,16 @@ from ldis.web.extensions import container
 __all__ = ["bp"]
 
 
-def _text(body: Any, field: str) -> str:
-    value = body.get(field) if isinstance(body, dict) else None
-    if not isinstance(value, str):
-        raise ValidationFailed({field: "give it as a string"})
-    return value
+def _fields(*names: str) -> dict[str, str]:
+    """The JSON object body with exactly these string fields (unknown ones refused)."""
+    body: Any = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed({"body": "send a JSON object"})
+    problems = {k: "unknown field" for k in body if k not in names}
+    problems |= {n: "give it as a string" for n in names if not isinstance(body.get(n), str)}
+    if problems:
+        raise ValidationFailed(problems)
+    return {n: str(body[n]) for n in names}
 
 
 @bp.get("/partnerships")
@@ -38,8 +43,8 @@ def create_partnership() -> ResponseReturnValue:
     """Body {"code": "york-north-yorks", "name": "York and North Yorkshire"}."""
     if current_principal().partnership_id is not None:
         raise Forbidden("Only a host operator (a user of no partnership) adds partnerships.")
-    body = json_body()
-    return created(partnerships.create(container().db, _text(body, "code"), _text(body, "name")))
+    body = _fields("code", "name")
+    return created(partnerships.create(container().db, body["code"], body["name"]))
 
 
 @bp.post("/alerts/<int:alert_id>/shares")
@@ -48,8 +53,7 @@ def share_alert(alert_id: int) -> ResponseReturnValue:
     """Body {"partnership": "durham-darlington"}: that partnership may read the alert and its
     services get its versions; only the alert's own panel shares it."""
     c = container()
-    body = json_body()
-    partnership = body.get("partnership") if isinstance(body, dict) else None
+    partnership = _fields("partnership")["partnership"]
     return created(
         partnerships.share_alert(c.db, current_principal(), alert_id, partnership, queue=c.queue)
     )

@@ -15,6 +15,7 @@ from ldis.domain.deliveries import DeliveryStatus
 from ldis.domain.errors import NotFound, ValidationFailed
 from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
+from ldis.services.shared_alerts import shares_of
 from ldis.store.db import Database
 from ldis.store.models import (
     Alert,
@@ -77,6 +78,9 @@ def alert_view(session: Session, alert: Alert) -> dict[str, Any]:
     status = AlertStatus(alert.status)
     return {
         "id": alert.id,
+        # Its own partnership, and the neighbours it is shared with (read-only there).
+        "partnership_id": alert.partnership_id,
+        "shared_with": shares_of(session, alert.id),
         "status": alert.status,
         "version": alert.current_version,
         "live_version": alert.live_version,

@@ -24,7 +24,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.services import audit
 from ldis.services.ports import TaskQueue
-from ldis.services.shared_alerts import write_for
+from ldis.services.shared_alerts import shares_of, write_for
 from ldis.store.db import Database, dialect_insert
 from ldis.store.models import Alert, AlertShare, Partnership
 from ldis.store.models.partnerships import DEFAULT_PARTNERSHIP_ID
@@ -145,18 +145,3 @@ def share_alert(
         except Exception:
             log.exception("could not enqueue the shared fan-out of alert %s", alert_id)
     return result
-
-
-def shares_of(session: Session, alert_id: int) -> list[dict[str, Any]]:
-    """The partnerships an alert is shared with (that the reader may see: its own panel sees
-    every share, a neighbour only its own)."""
-    rows = session.execute(
-        select(Partnership.code, Partnership.name, AlertShare.shared_at)
-        .join(AlertShare, AlertShare.partnership_id == Partnership.id)
-        .where(AlertShare.alert_id == alert_id)
-        .order_by(Partnership.code)
-    )
-    return [
-        {"code": code, "name": name, "shared_at": at.isoformat().replace("+00:00", "Z")}
-        for code, name, at in rows
-    ]

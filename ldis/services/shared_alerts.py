@@ -12,6 +12,7 @@ the same unique key (alert, version, contact, channel): written twice, sent once
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from ldis.services.outbox_writer import (
     version_targets,
     write_deliveries,
 )
-from ldis.store.models import Alert, AlertShare, AlertVersion, Area
+from ldis.store.models import Alert, AlertShare, AlertVersion, Area, Partnership
 from ldis.store.tenancy import switched
 
 SHARED_READ_ONLY = (
@@ -90,3 +91,18 @@ def _targets(session: Session, alert: Alert, version: AlertVersion, partnership_
 def write_shared(session: Session, alert: Alert, version: AlertVersion, now: datetime) -> int:
     """Queue `version` for every partnership the alert is shared with."""
     return sum(write_for(session, alert, version, p, now) for p in shared_with(session, alert.id))
+
+
+def shares_of(session: Session, alert_id: int) -> list[dict[str, Any]]:
+    """The partnerships an alert is shared with (that the reader may see: its own panel sees
+    every share, a neighbour only its own)."""
+    rows = session.execute(
+        select(Partnership.code, Partnership.name, AlertShare.shared_at)
+        .join(AlertShare, AlertShare.partnership_id == Partnership.id)
+        .where(AlertShare.alert_id == alert_id)
+        .order_by(Partnership.code)
+    )
+    return [
+        {"code": code, "name": name, "shared_at": at.isoformat().replace("+00:00", "Z")}
+        for code, name, at in rows
+    ]

@@ -16,6 +16,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.services import alert_messages, alert_views, alerts
 from ldis.web import alert_forms as words
+from ldis.web import alert_shares
 from ldis.web.access import confirm_second_factor, second_factor_is_fresh, web_roles
 from ldis.web.alerts import (
     EDITABLE,
@@ -57,9 +58,13 @@ def _approval(view: dict[str, Any], actor: Principal) -> str | None:
 
 
 def _actions(view: dict[str, Any], actor: Principal) -> dict[str, Any]:
+    if alert_shares.shared_in(view, actor):
+        # Shared with the actor's partnership by another: read it, change nothing.
+        return {"shared_in": True, "any": False, "share_choices": []}
     panel = actor.has_any(Role.panel)
     status = view["status"]
     return {
+        "share_choices": alert_shares.share_choices(view, actor),
         "edit": panel and status in EDITABLE and view["purpose"] != "withdrawal",
         "submit": panel and status == "draft" and actor.user_id in view["author_ids"],
         "submit_not_author": panel

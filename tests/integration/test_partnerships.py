@@ -24,7 +24,7 @@ from ldis.store.tenancy import acting_for
 from tests.integration.cases import DECISION, GRADE, near_miss
 from tests.integration.conftest import Authenticators, wait_for
 from tests.integration.test_intake_api import DRUG_CHECK
-from tests.integration.webpages import PASSWORD, Web
+from tests.integration.webpages import PASSWORD, Web, csrf
 
 pytestmark = pytest.mark.integration
 
@@ -332,3 +332,23 @@ def test_an_alert_shared_with_a_neighbour(
             .group_by(Delivery.contact_id)
         ).all()
     assert sorted(rows) == sorted([(a["contact"], 1), (b["contact"], 1)])
+
+
+def test_sharing_from_the_alert_page(app: Flask, world: dict[str, Any]) -> None:
+    d, b = world["d"], world["b"]
+    alert_id = b["alert"]
+    reader = _browser(app, d, "p1-a@example.org")
+    assert reader.get(f"/alerts/{alert_id}").status_code == 404
+    owner = _browser(app, d, "p1-b@example.org")
+    page = owner.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert 'action="/alerts/1/share"' in page and '<option value="default">' in page
+    token = csrf(owner.get(f"/alerts/{alert_id}"))
+    answer = owner.post(
+        f"/alerts/{alert_id}/share", data={"csrf_token": token, "partnership": "default"}
+    )
+    assert answer.status_code == 302
+    page = owner.get(f"/alerts/{alert_id}").get_data(as_text=True)
+    assert "Shared with: Default partnership." in page and 'id="share"' not in page
+    shown = reader.get(f"/alerts/{alert_id}")
+    assert shown.status_code == 200 and 'id="shared-in"' in shown.get_data(as_text=True)
+    assert 'action="/alerts/1/submit"' not in shown.get_data(as_text=True)
