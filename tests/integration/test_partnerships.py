@@ -7,6 +7,7 @@ and reaches the neighbour's services exactly once through a real worker."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from ldis.store.models import Delivery, OutboxMessage, Report
 from ldis.store.tenancy import acting_for
 from tests.integration.cases import DECISION, GRADE, near_miss
 from tests.integration.conftest import Authenticators, wait_for
+from tests.integration.test_embedded_run import Embedded
 from tests.integration.test_intake_api import DRUG_CHECK
 from tests.integration.webpages import PASSWORD, Web, csrf
 
@@ -352,3 +354,33 @@ def test_sharing_from_the_alert_page(app: Flask, world: dict[str, Any]) -> None:
     shown = reader.get(f"/alerts/{alert_id}")
     assert shown.status_code == 200 and 'id="shared-in"' in shown.get_data(as_text=True)
     assert 'action="/alerts/1/submit"' not in shown.get_data(as_text=True)
+
+
+def test_sqlite_refuses_a_second_partnership(tmp_path: Path) -> None:
+    """The embedded default has no row-level security: one partnership only, said clearly;
+    users still go to the default partnership (or are host operators)."""
+    service = Embedded(tmp_path)
+    assert service.ldis("db", "upgrade").returncode == 0
+    refused = service.ldis("partnerships", "create", "durham", "Durham and Darlington")
+    assert refused.returncode == 1
+    assert "several partnerships need PostgreSQL" in refused.stderr
+    assert service.ldis("partnerships", "list").stdout.split("\n")[0] == (
+        "1\tdefault\tDefault partnership"
+    )
+    made = service.ldis(
+        "users", "create", "--email", "ops@example.org", "--name", "Ops", "--role", "admin"
+    )
+    assert made.returncode == 0 and "(partnership default)" in made.stdout
+    unknown = service.ldis(
+        "users",
+        "create",
+        "--email",
+        "x@example.org",
+        "--name",
+        "X",
+        "--role",
+        "admin",
+        "--partnership",
+        "durham",
+    )
+    assert unknown.returncode == 1 and "no partnership 'durham'" in unknown.stderr
