@@ -111,7 +111,10 @@ def world(container: Container, client: FlaskClient) -> dict[str, Any]:
             },
         )
         report = d.ok("POST", "/reports", panel["p1"], near_miss(area))
-        red = d.ok("POST", "/reports", panel["p1"], lab(area, ref=f"lab-{p}"))
+        # The same lab result filed in both partnerships: stored in each, no "duplicate".
+        filed = d.call("POST", "/reports", panel["p1"], lab(area, ref="lab-1"))
+        assert filed.status_code == 201, filed.get_json()
+        red = filed.get_json()
         w[p] = {
             "admin": admin,
             "panel": panel,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, true
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ldis.store.models.base import Base, utcnow
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 class Report(Base):
     __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("partnership_id", "dedupe_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)
@@ -33,9 +34,10 @@ class Report(Base):
     lat: Mapped[float | None]
     lon: Mapped[float | None]
     red_list: Mapped[bool] = mapped_column(default=False, index=True)
-    # Same source + same source reference (or CSV row identity): unique, so a resend is refused
-    # by the database itself.
-    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Same source + same source reference (or CSV row identity): unique in a partnership
+    # (the constraint above), so a resend is refused by the database itself, while two
+    # partnerships may each file the same lab's result.
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
     # What was reported, for "same content within minutes" checks.
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     # Normalised "colour|markings" for the same-appearance rule; None unless both are given.

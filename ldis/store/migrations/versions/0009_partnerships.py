@@ -125,6 +125,12 @@ def upgrade() -> None:
         batch.create_unique_constraint(
             op.f("uq_alerts_id_partnership_id"), ["id", "partnership_id"]
         )
+    # A lab's result may be filed by two partnerships; a resend within one is still refused.
+    with op.batch_alter_table("reports") as batch:
+        batch.drop_constraint(op.f("uq_reports_dedupe_key"), type_="unique")
+        batch.create_unique_constraint(
+            op.f("uq_reports_partnership_id_dedupe_key"), ["partnership_id", "dedupe_key"]
+        )
     # One live signal per key within a partnership, not across the deployment.
     op.drop_index("uq_signals_live_key", table_name="signals")
     op.create_index(
@@ -264,6 +270,9 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("alerts") as batch:
         batch.drop_constraint(op.f("uq_alerts_id_partnership_id"), type_="unique")
+    with op.batch_alter_table("reports") as batch:
+        batch.drop_constraint(op.f("uq_reports_partnership_id_dedupe_key"), type_="unique")
+        batch.create_unique_constraint(op.f("uq_reports_dedupe_key"), ["dedupe_key"])
     for table in reversed(ROOTS):
         with op.batch_alter_table(table) as batch:
             batch.drop_constraint(
