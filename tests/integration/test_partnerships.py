@@ -21,7 +21,7 @@ from ldis.domain.roles import Role
 from ldis.services import partnerships
 from ldis.services.accounts import create_token, create_user
 from ldis.store.models import Delivery, OutboxMessage, Report
-from ldis.store.tenancy import acting_for
+from ldis.store.tenancy import TenancyError, acting_for
 from tests.integration.cases import DECISION, GRADE, near_miss
 from tests.integration.conftest import Authenticators, wait_for
 from tests.integration.test_embedded_run import Embedded
@@ -259,6 +259,10 @@ def test_the_database_refuses_rows_written_into_another_partnership(
             container.db.transaction() as session,
         ):
             session.execute(statement)
+    # SET LOCAL would not hold on an autocommit connection: refused, not run unrestricted.
+    autocommit = container.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    with acting_for(A), autocommit, pytest.raises(TenancyError):
+        autocommit.execute(select(func.count()).select_from(Report))
     with container.db.transaction() as session:  # host level: untouched, and both seen
         assert session.get(Report, a["report"]).partnership_id == A  # type: ignore[union-attr]
         assert session.scalar(select(func.count()).select_from(Report)) == 4
@@ -282,7 +286,7 @@ def _received(container: Container, alert_id: int) -> list[tuple[str, int]]:
                 select(OutboxMessage.recipient, Delivery.version)
                 .join(Delivery, Delivery.id == OutboxMessage.delivery_id)
                 .where(Delivery.alert_id == alert_id)
-                .order_by(OutboxMessage.recipient)
+                .order_by(OutboxMessage.recipient, Delivery.version)
             )
         ]
 
@@ -337,6 +341,15 @@ def test_an_alert_shared_with_a_neighbour(
             .group_by(Delivery.contact_id)
         ).all()
     assert sorted(rows) == sorted([(a["contact"], 1), (b["contact"], 1)])
+
+    # B withdraws it: the notice reaches everyone who had it, on both sides, once.
+    panel = b["panel"]
+    d.ok("POST", f"/alerts/{alert_id}/withdraw", panel["p1"], {"reason": "Lab retracted it."})
+    d.ok("POST", f"/alerts/{alert_id}/approve", panel["p2"])
+    assert d.ok("POST", f"/alerts/{alert_id}/approve", panel["p3"])["status"] == "withdrawn"
+    both = [("durham@example.org", 1), ("durham@example.org", 2)]
+    both += [("york@example.org", 1), ("york@example.org", 2)]
+    wait_for(lambda: _received(container, alert_id) == both, timeout=30)
 
 
 def test_sharing_from_the_alert_page(app: Flask, world: dict[str, Any]) -> None:
