@@ -1,0 +1,128 @@
+"""Sent messages are written down in small groups: the in-doubt window of a killed worker
+(messages out but still `sending` in the database) never exceeds a group, nor what came back
+in the last `RECORD_GROUP_SECONDS`. Watched from the database at the moment each text goes
+to the fake Twilio, through the real channel and the real send loop."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from ldis.bootstrap import Container
+from ldis.domain.messages import OutgoingMessage, SendResult
+from ldis.services import delivery
+from ldis.services.ports import Gate
+from ldis.settings import SmsChannel
+from ldis.store.models import Delivery, DeliveryAttempt
+from tests.fakes.twilio_api import FakeTwilio
+from tests.integration import selfservice as s
+from workers.channels import build_senders
+
+pytestmark = pytest.mark.integration
+
+SID = "AC" + "5" * 32
+TOKEN = "groups-token"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with FakeTwilio(SID, TOKEN) as server:
+        yield server
+
+
+class Watched:
+    """The real Twilio channel; just before each text goes, notes how many texts already
+    sent are not yet written down as sent."""
+
+    def __init__(self, container: Container, fake: FakeTwilio, alert_id: int) -> None:
+        settings = container.settings.model_copy(
+            update={
+                "sms_channel": SmsChannel.twilio,
+                "twilio_account_sid": SID,
+                "twilio_auth_token": TOKEN,
+                "twilio_from": "+447700900000",
+                "twilio_base_url": fake.url,
+            }
+        )
+        self.real: Any = build_senders(settings, container.db)["sms"]
+        self.container, self.alert_id = container, alert_id
+        self.results = 0
+        self.unwritten: list[int] = []  # at each send
+
+    def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]:
+        return [result for _, result in self.send_each(messages)]
+
+    def send_each(
+        self, messages: list[OutgoingMessage], gate: Gate | None = None
+    ) -> Generator[tuple[OutgoingMessage, SendResult], None, None]:
+        def watching(message: OutgoingMessage) -> bool:
+            go = gate(message) if gate is not None else True
+            self.unwritten.append(self.results - self._written())
+            return go
+
+        for message, result in self.real.send_each(messages, watching):
+            self.results += 1
+            yield message, result
+
+    def _written(self) -> int:
+        with self.container.db.transaction() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).where(
+                        Delivery.alert_id == self.alert_id, Delivery.status == "sent"
+                    )
+                )
+                or 0
+            )
+
+
+def _texts(container: Container, n: int) -> tuple[int, list[int]]:
+    s.area(container)
+    service = s.service(container, "Goole NSP")
+    for i in range(n):
+        s.contact(container, service, name=f"G{i}", phone=f"+447700900{400 + i}", email=None)
+    alert_id = s.send_alert(container, deliver=False)
+    return alert_id, [d.id for d in s.deliveries(container, alert_id)]
+
+
+def _attempts(container: Container, ids: list[int]) -> list[str]:
+    with container.db.transaction() as session:
+        return list(
+            session.scalars(
+                select(DeliveryAttempt.outcome).where(DeliveryAttempt.delivery_id.in_(ids))
+            )
+        )
+
+
+def test_never_more_than_a_group_is_out_and_unwritten(
+    container: Container, fake: FakeTwilio
+) -> None:
+    alert_id, ids = _texts(container, 3 * delivery.RECORD_GROUP + 5)
+    watched = Watched(container, fake, alert_id)
+
+    delivery.deliver(container.db, ids, {"sms": watched}, container.renderer, container.links)
+
+    assert len(watched.unwritten) == len(ids) == len(fake.created())
+    assert max(watched.unwritten) <= delivery.RECORD_GROUP - 1, watched.unwritten
+    assert max(watched.unwritten) >= 1, "results were written in groups, not one by one"
+    assert {d.status for d in s.deliveries(container, alert_id)} == {"sent"}
+    assert sorted(_attempts(container, ids)) == ["sent"] * len(ids)
+
+
+def test_a_slow_provider_leaves_at_most_the_last_result_unwritten(
+    container: Container, fake: FakeTwilio
+) -> None:
+    alert_id, ids = _texts(container, 6)
+    for i in range(6):  # each call takes longer than a group may wait
+        fake.hang(f"+447700900{400 + i}", 2 * delivery.RECORD_GROUP_SECONDS)
+    watched = Watched(container, fake, alert_id)
+
+    delivery.deliver(container.db, ids, {"sms": watched}, container.renderer, container.links)
+
+    # When a text goes, the one before it may still be unwritten (it came back just now),
+    # never two: the earlier one was over RECORD_GROUP_SECONDS old and has been written.
+    assert watched.unwritten[0] == 0 and max(watched.unwritten) == 1, watched.unwritten
+    assert {d.status for d in s.deliveries(container, alert_id)} == {"sent"}
