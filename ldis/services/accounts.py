@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from ldis.domain.errors import Conflict, NotFound, ValidationFailed
@@ -76,7 +77,10 @@ def create_user(
         if partnership_id is not None:
             user.partnership_id = partnership_id
         session.add(user)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # an address of another partnership's (unseen), or a race
+            raise Conflict(f"A user with e-mail {email} already exists.") from None
         if host_operator:  # an INSERT leaves a None out (the column default would apply)
             session.execute(update(User).where(User.id == user.id).values(partnership_id=None))
         audit.record(

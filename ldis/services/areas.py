@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, null, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ldis.domain import geo
@@ -78,7 +79,14 @@ def create_area(db: Database, actor: Principal, body: Any) -> dict[str, Any]:
         parent = areas_by_code(session, [data.parent], "parent")[0] if data.parent else None
         area = Area(code=data.code, name=data.name, parent=parent)
         session.add(area)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:
+            # Codes are unique across the deployment: another partnership's (which this
+            # actor cannot see) or one added a moment ago.
+            raise Conflict(
+                f"Area {data.code} already exists.", {"code": "is already used"}
+            ) from None
         audit.record(
             session, actor_id=actor.db_id, action="area.created", entity="area", entity_id=area.id
         )

@@ -190,6 +190,9 @@ def test_each_partnership_sees_only_its_own_over_the_api(world: dict[str, Any]) 
         assert grade.status_code == 404
     status = d.call("GET", f"/alerts/{b['alert']}", a["panel"]["p1"]).status_code
     assert status == 404
+    # Codes are unique across the deployment: a clash says only "already used".
+    clash = d.call("POST", "/areas", a["admin"], {"code": "DURHAM", "name": "Mine"})
+    assert clash.status_code == 409 and clash.get_json()["fields"] == {"code": "is already used"}
     # A host operator (a user of no partnership) sees both.
     host = world["host"]
     reports = _ids(d.ok("GET", "/reports", host))
