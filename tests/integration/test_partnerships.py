@@ -403,3 +403,34 @@ def test_sqlite_refuses_a_second_partnership(tmp_path: Path) -> None:
         "durham",
     )
     assert unknown.returncode == 1 and "no partnership 'durham'" in unknown.stderr
+
+
+# Tables every partnership shares, on purpose (docs/operations.md, "Deployment-wide").
+DEPLOYMENT_WIDE = {
+    "alembic_version",
+    "partnerships",
+    "service_types",
+    "substance_entries",
+    "public_texts",
+    "public_form_tokens",
+    "notices",
+    "audit_events",
+}
+
+
+def test_every_table_is_isolated_or_shared_on_purpose(container: Container) -> None:
+    """A table a later migration adds is usable by a partnership's requests (`ldis db
+    upgrade` grants it) but has no policy until someone writes one: this fails until it is
+    given row-level security or listed above as deployment-wide."""
+    with container.db.transaction() as session:
+        rows = session.execute(
+            text(
+                "SELECT c.relname, c.relrowsecurity, "
+                "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            )
+        ).all()
+    open_tables = {name for name, secured, _ in rows if not secured}
+    assert open_tables == DEPLOYMENT_WIDE
+    assert all(policies > 0 for _, secured, policies in rows if secured)
