@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import TypeVar
 
+import redis
+
 from ldis.settings import Settings
 from workers.celery_factory import QUEUES, STANDARD_QUEUE, URGENT_QUEUE, make_celery
+from workers.detection_queue import pending_detections
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -43,6 +49,15 @@ class CeleryTaskQueue:
             )
 
     def enqueue_cluster_detection(self, report_ids: list[int]) -> None:
+        # Coalesced (workers/detection_queue.py): while a detection task waits, new reports
+        # join it rather than queue one task each ahead of standard alerts' deliveries.
+        pending = pending_detections(self._settings)
+        if pending is not None:
+            try:
+                if not pending.add(report_ids):
+                    return
+            except redis.RedisError as exc:
+                log.warning("cluster detection not coalesced: Redis %s", type(exc).__name__)
         # Standard queue: detection must never delay an urgent alert's delivery.
         self._celery.send_task("ldis.detect_clusters", args=[report_ids], queue=STANDARD_QUEUE)
 
