@@ -3,7 +3,7 @@
 Each text ships with a default written in harm-reduction language (no stigma, no threats,
 no "abuse" or "addict", never a promise of anything police-related), and the panel may
 change it (`/panel/public-texts`). Texts sent by SMS are kept short and to GSM-7
-characters where possible; `{area}` and `{areas}` are the only placeholders.
+characters where possible; `{area}`, `{areas}` and `{title}` are the only placeholders.
 """
 
 from __future__ import annotations
@@ -89,6 +89,13 @@ TEXTS: dict[str, TextSpec] = {
         "Sorry, we did not recognise that area. Text JOIN and one of: {areas}",
         306,
         frozenset({"areas"}),
+        sms=True,
+    ),
+    "sms_withdrawn": TextSpec(
+        "Text to subscribers: a public alert is withdrawn",
+        'Drug alert withdrawn: "{title}". Please stop sharing it. ' + SAFER,
+        306,
+        frozenset({"title"}),
         sms=True,
     ),
 }

@@ -19,7 +19,7 @@ from ldis.domain.alerts import VersionPurpose, VersionState
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.domain.public_phone import phone_hash, seal_phone
 from ldis.domain.public_reports import find_area
-from ldis.domain.public_texts import SAFER, fill
+from ldis.domain.public_texts import fill
 from ldis.messages.context import is_exercise, message_context, previous_version_of
 from ldis.messages.render import Renderer, TemplateError
 from ldis.services import audit, notices, public_texts
@@ -281,8 +281,9 @@ def _queue_withdrawal(session: Session, alert: Alert, version: AlertVersion) -> 
         )
     ).all()
     phones = {key.rsplit(":", 1)[1]: recipient for key, recipient in reached}
-    text = f'Drug alert withdrawn: "{version.title}". Please stop sharing it. {SAFER} '
-    text += "Reply STOP to opt out"
+    # The panel's words (`/panel/public-texts`); the opt-out line is always added.
+    text = fill(public_texts.current(session)["sms_withdrawn"], title=version.title)
+    text += " Reply STOP to opt out"
     ids: list[int] = []
     for hashed, sealed in sorted(phones.items()):
         notice_id = notices.queue_notice(

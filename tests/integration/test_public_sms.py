@@ -13,7 +13,14 @@ from sqlalchemy import select
 from ldis.bootstrap import Container
 from ldis.domain.public_phone import phone_hash, unseal_phone
 from ldis.services import public_subscriptions
-from ldis.store.models import Notice, OutboxMessage, PublicSubscriber, Report, Signal
+from ldis.store.models import (
+    Notice,
+    OutboxMessage,
+    PublicSubscriber,
+    PublicText,
+    Report,
+    Signal,
+)
 from tests.integration import selfservice as s
 from tests.integration.conftest import People, wait_for
 from tests.integration.public_doors import app_with, areas, every_stored_value
@@ -216,12 +223,23 @@ def test_a_public_alert_reaches_confirmed_subscribers_of_its_area_only(
         assert len(queued) == 2, "one text per phone for this alert version"
         assert all(n.recipient.startswith("p1:") for n in queued), "numbers sealed at rest"
 
-    # A withdrawal follows the phones the alert reached, in plain words.
+    # A withdrawal follows the phones the alert reached, in the panel's words (as saved on
+    # /panel/public-texts, tested in test_public_texts.py), the title filled in.
+    with container.db.transaction() as session:
+        session.add(
+            PublicText(
+                key="sms_withdrawn",
+                text='Drug alert withdrawn: "{title}". Thanks for passing the word on.',
+            )
+        )
     world.withdraw(alert_id)
     both = wait_for(lambda: len(public_texts()) >= 4 and public_texts(), timeout=30)
     withdrawn = [m for m in both if "withdrawn" in m.text_body]
     assert sorted(m.recipient for m in withdrawn) == sorted([ANNA, DAN])
-    assert "Please stop sharing it" in withdrawn[0].text_body
+    assert withdrawn[0].text_body == (
+        'Drug alert withdrawn: "Nitazenes in fake oxycodone". Thanks for passing the word on.'
+        " Reply STOP to opt out"
+    )
 
     # STOP erases the number from what was sent to it, too.
     _reply(s.text_in(phone, "STOP", sender=ANNA))

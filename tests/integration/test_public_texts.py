@@ -62,6 +62,13 @@ def test_the_panel_changes_what_the_public_reads(container: Container, site: Fla
     )
     assert markup.status_code == 400 and "HTML or script" in text(markup)
 
+    withdrawn = 'This warning is over: "{title}". Thank you for sharing it.'
+    saved = panel.post(
+        "/panel/public-texts/sms_withdrawn", data={"csrf_token": token, "text": withdrawn}
+    )
+    assert saved.status_code == 302
+    assert withdrawn in text(panel.get("/panel/public-texts"))
+
     reset = panel.post(
         "/panel/public-texts/sms_report_thanks", data={"csrf_token": token, "action": "reset"}
     )
