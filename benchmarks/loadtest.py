@@ -37,19 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The same grade and decision the tests give a case (as benchmarks/fanout.py does).
+from tests.integration.cases import DECISION, GRADE  # noqa: E402
+
 AREA = "LOADTOWN"
-GRADE = {
-    "local_relevance": "high",
-    "internet_spread": "possible",
-    "source": "direct",
-    "plausibility": "high",
-    "confirmation": "confirmed",
-    "severity": 5,
-    "likelihood": 4,
-    "recommendation": "formal_alert",
-    "reasons": "Lab-confirmed nitazene in tablets sold locally as oxycodone.",
-}
-DECISION = {"decision": "formal_alert", "reasons": "Confirmed, local and life-threatening."}
 FAN_OUT_TIMEOUT_SECONDS = 120.0
 
 

@@ -6,7 +6,6 @@ Mercator with the page's policy letting in their server alone."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -25,6 +24,7 @@ from ldis.web.map_drawing import SHADES
 from tests.integration.conftest import People
 from tests.integration.test_area_lookup import places  # noqa: F401 (fixture)
 from tests.integration.webpages import Web, text
+from tests.unit.test_map_drawing import osm_tile
 
 pytestmark = pytest.mark.integration
 
@@ -175,14 +175,6 @@ def test_an_empty_partnership_gets_words_not_a_blank_map(board: FlaskClient) -> 
     assert "No areas have been set up yet." in html
 
 
-def _tile(lat: float, lon: float, zoom: int) -> tuple[int, int]:
-    """The standard slippy-map tile numbers (OpenStreetMap wiki's formula)."""
-    n = 2**zoom
-    x = int((lon + 180.0) / 360.0 * n)
-    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
-    return x, y
-
-
 def test_configured_tiles_line_up_and_only_their_server_is_allowed(
     container: Container, people: People, seeded: None
 ) -> None:
@@ -202,5 +194,5 @@ def test_configured_tiles_line_up_and_only_their_server_is_allowed(
     assert hrefs, "no tiles drawn"
     zoom = int(hrefs[0][0])
     assert 8 <= zoom <= 14, zoom  # York (about 23 x 19 km) fills a 640 px map
-    assert _tile(53.959, -1.081, zoom) in {(int(x), int(y)) for _, x, y in hrefs}
+    assert osm_tile(53.959, -1.081, zoom) in {(int(x), int(y)) for _, x, y in hrefs}
     assert "© Example contributors" in html
