@@ -13,13 +13,16 @@ the sweeper in `delivery_sweeper`, the channel protocols in `ports`. docs/delive
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -31,6 +34,7 @@ from ldis.messages.context import (
     previous_version_of,
     template_for,
 )
+from ldis.messages.personal import PersonalRenderer
 from ldis.messages.render import Renderer, TemplateError
 from ldis.services.delivery_claims import (
     DEFAULT_MAX_ATTEMPTS,
@@ -61,6 +65,31 @@ RECONCILE_MARGIN = timedelta(minutes=10)
 RECORD_GROUP = 10
 RECORD_GROUP_SECONDS = 0.05
 T = TypeVar("T")
+# One per renderer (per worker process): each version is rendered once, not per message.
+_personal: WeakKeyDictionary[Renderer, PersonalRenderer] = WeakKeyDictionary()
+# id() of a version's content (as decoded by a claim) -> (the content, its fingerprint): a
+# batch's messages share one content object, so it is serialised once per batch.
+_fingerprints: dict[int, tuple[Any, str]] = {}
+
+
+def _fingerprint(content: Any) -> str:
+    """Identifies a version's content across batches (each claim decodes it anew)."""
+    known = _fingerprints.get(id(content))
+    if known is not None and known[0] is content:
+        return known[1]
+    if len(_fingerprints) >= 64:
+        _fingerprints.clear()
+    digest = json.dumps(content, sort_keys=True, default=str).encode()
+    fingerprint = hashlib.blake2b(digest, digest_size=16).hexdigest()
+    _fingerprints[id(content)] = (content, fingerprint)
+    return fingerprint
+
+
+def personal_renderer(renderer: Renderer) -> PersonalRenderer:
+    found = _personal.get(renderer)
+    if found is None:
+        found = _personal[renderer] = PersonalRenderer(renderer)
+    return found
 
 
 def compose(
@@ -70,25 +99,34 @@ def compose(
     *,
     purpose: str | None = None,
     exercise: bool | None = None,
+    personal: PersonalRenderer | None = None,
 ) -> OutgoingMessage:
     """Render one delivery through the same context builder as the approvers' preview.
 
     `purpose` (alert, update, withdrawal) defaults to the version's and `exercise` to
-    the content's; a withdrawal is always rendered with the withdrawal template."""
+    the content's; a withdrawal is always rendered with the withdrawal template. With
+    `personal`, the version is rendered once and each recipient's values filled in
+    (`ldis.messages.personal`: proven equal to rendering, else rendered whole)."""
     preferences = links.preferences_url(item.contact_id, item.link_version)
     purpose = purpose or item.purpose
+    exercise = is_exercise(item.content) if exercise is None else exercise
+    template = template_for(purpose, item.template)
     context = message_context(
         item.content,
         alert_id=item.alert_id,
         version=item.version,
         purpose=purpose,
-        exercise=is_exercise(item.content) if exercise is None else exercise,
+        exercise=exercise,
         ack_url=links.ack_url(item.delivery_id),
         previous_version=previous_version_of(item.content, item.version),
         contact_name=item.contact_name,
         preferences_url=preferences,
     )
-    rendered = renderer.render(item.channel, template_for(purpose, item.template), context)
+    if personal is None:
+        rendered = renderer.render(item.channel, template, context)
+    else:
+        version = (item.alert_id, item.version, purpose, exercise, _fingerprint(item.content))
+        rendered = personal.render(version, item.channel, template, context)
     headers = {}
     if item.channel == "email":
         headers["Message-ID"] = f"<delivery-{item.delivery_id}@ldis>"
@@ -257,6 +295,7 @@ def _deliver_claimed(
     links: Links,
 ) -> None:
     by_channel: dict[str, list[tuple[Claimed, OutgoingMessage]]] = defaultdict(list)
+    personal = personal_renderer(renderer)
     for item in claimed:
         if not item.address:
             batch.finish(
@@ -264,7 +303,8 @@ def _deliver_claimed(
             )
             continue
         try:
-            by_channel[item.channel].append((item, compose(item, renderer, links)))
+            message = compose(item, renderer, links, personal=personal)
+            by_channel[item.channel].append((item, message))
         except TemplateError as exc:
             # Drafts are rendered before approval, so this is a template changed since:
             # fail loudly rather than send a blank or half-filled message.
