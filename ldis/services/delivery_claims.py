@@ -41,6 +41,16 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_ATTEMPTS = 8
 
 
+def held_as(status: DeliveryStatus) -> ColumnElement[bool]:
+    """`status = x`, written so PostgreSQL can only check it on rows found by id, never use
+    the status index to find them. Statistics lag a fan-out (20,000 rows turn `queued` in
+    one approval, in a table the last ANALYZE saw as all `sent`), so the planner would take
+    `status = 'queued'` for a handful of rows and read every queued row of the index for each
+    batch of 100: quadratic in the fan-out (docs/performance.md). `IS TRUE` is the same test
+    for a column that is never null, and no index can answer it."""
+    return (Delivery.status == status.value).is_(True)
+
+
 def due(now: datetime) -> ColumnElement[bool]:
     """Not held back: quiet hours, or a retry's backoff, not yet over."""
     return or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
@@ -85,35 +95,44 @@ def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
     """Fail, before anything is claimed, the queued deliveries the recipient no longer
     wants (unsubscribed from everything or from the alert's kind, channel opted out) or
     that cannot arrive (channel failed for good): an opt-out is honoured at send time."""
+    # The batch's rows first, by primary key, and only then what they join: left to
+    # itself, the planner may start from the alert version and read every delivery of it.
+    batch = (
+        select(
+            Delivery.id, Delivery.contact_id, Delivery.channel, Delivery.alert_id, Delivery.version
+        )
+        .where(Delivery.id.in_(delivery_ids), held_as(DeliveryStatus.queued))
+        .cte("batch")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
     kind = func.coalesce(AlertVersion.content["kind"].as_string(), AlertKind.drug_alert.value)
     unsubscribed = (
         select(ContactUnsubscription.contact_id)
         .where(
-            ContactUnsubscription.contact_id == Delivery.contact_id,
+            ContactUnsubscription.contact_id == batch.c.contact_id,
             ContactUnsubscription.alert_kind == kind,
         )
         .exists()
     )
     rows = session.execute(
         select(
-            Delivery.id,
+            batch.c.id,
             Contact.opted_out_at.is_not(None),
             ContactChannel.opted_out_at.is_not(None),
             ContactChannel.failed_at.is_not(None),
             unsubscribed,
         )
-        .join(Contact, Contact.id == Delivery.contact_id)
+        .select_from(batch)
+        .join(Contact, Contact.id == batch.c.contact_id)
         .join(
             AlertVersion,
-            (AlertVersion.alert_id == Delivery.alert_id)
-            & (AlertVersion.version == Delivery.version),
+            (AlertVersion.alert_id == batch.c.alert_id) & (AlertVersion.version == batch.c.version),
         )
         .outerjoin(
             ContactChannel,
-            (ContactChannel.contact_id == Delivery.contact_id)
-            & (ContactChannel.channel == Delivery.channel),
+            (ContactChannel.contact_id == batch.c.contact_id)
+            & (ContactChannel.channel == batch.c.channel),
         )
-        .where(Delivery.id.in_(delivery_ids), Delivery.status == DeliveryStatus.queued.value)
     ).all()
     refused: dict[str, list[int]] = defaultdict(list)
     for delivery_id, contact_out, channel_out, channel_failed, kind_out in rows:
@@ -128,7 +147,7 @@ def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
     for reason, ids in refused.items():
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.queued.value)
+            .where(Delivery.id.in_(ids), held_as(DeliveryStatus.queued))
             .values(status=DeliveryStatus.failed.value, last_error=reason)
         )
 
@@ -139,13 +158,19 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
         return []
     now = datetime.now(UTC)
     with db.transaction() as session:
+        if not db.is_sqlite:
+            # A claim reads at most a batch of rows, each by its primary key, and their
+            # contacts by theirs: a sequential scan is never the right plan, but the planner
+            # picks one from statistics that lag a fan-out (deliveries just written, contacts
+            # just imported), reading the whole table for every batch (docs/performance.md).
+            session.execute(text("SET LOCAL enable_seqscan = off"))
         _refuse_opted_out(session, delivery_ids)
         won = dict(
             session.execute(
                 update(Delivery)
                 .where(
                     Delivery.id.in_(delivery_ids),
-                    Delivery.status == DeliveryStatus.queued.value,
+                    held_as(DeliveryStatus.queued),
                     due(now),
                 )
                 .values(
@@ -219,7 +244,7 @@ def _ours(delivery_id: int, attempt: int) -> ColumnElement[bool]:
     """Still held by the claim numbered `attempt`: nobody took it back in between."""
     return and_(
         Delivery.id == delivery_id,
-        Delivery.status == DeliveryStatus.sending.value,
+        held_as(DeliveryStatus.sending),
         Delivery.attempts == attempt,
     )
 
@@ -266,7 +291,7 @@ _RECORD_SENT_PG = text(
         UPDATE deliveries AS d
         SET status = :sent, provider_id = r.provider_id, sent_at = r.at, last_error = NULL
         FROM r
-        WHERE d.id = r.id AND d.status = :sending AND d.attempts = r.attempt
+        WHERE d.id = r.id AND (d.status = :sending) IS TRUE AND d.attempts = r.attempt
         RETURNING d.id
     ), logged AS (
         INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, provider_id)
