@@ -18,7 +18,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import AlertKind
@@ -49,6 +63,14 @@ def held_as(status: DeliveryStatus) -> ColumnElement[bool]:
     batch of 100: quadratic in the fan-out (docs/performance.md). `IS TRUE` is the same test
     for a column that is never null, and no index can answer it."""
     return (Delivery.status == status.value).is_(True)
+
+
+def among(ids: Sequence[int], *, sqlite: bool) -> ColumnElement[bool]:
+    """`Delivery.id` is one of `ids`: on PostgreSQL one array parameter (`= ANY`), so the
+    statement is the same text for any batch and nothing renders 100 placeholders each time."""
+    if sqlite:
+        return Delivery.id.in_(ids)
+    return Delivery.id == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(BigInteger)))
 
 
 def due(now: datetime) -> ColumnElement[bool]:
@@ -91,7 +113,7 @@ class Claimed:
     queued_at: datetime | None = None
 
 
-def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
+def _refuse_opted_out(session: Session, delivery_ids: list[int], *, sqlite: bool) -> None:
     """Fail, before anything is claimed, the queued deliveries the recipient no longer
     wants (unsubscribed from everything or from the alert's kind, channel opted out) or
     that cannot arrive (channel failed for good): an opt-out is honoured at send time."""
@@ -101,7 +123,7 @@ def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
         select(
             Delivery.id, Delivery.contact_id, Delivery.channel, Delivery.alert_id, Delivery.version
         )
-        .where(Delivery.id.in_(delivery_ids), held_as(DeliveryStatus.queued))
+        .where(among(delivery_ids, sqlite=sqlite), held_as(DeliveryStatus.queued))
         .cte("batch")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
@@ -147,7 +169,7 @@ def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
     for reason, ids in refused.items():
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), held_as(DeliveryStatus.queued))
+            .where(among(ids, sqlite=sqlite), held_as(DeliveryStatus.queued))
             .values(status=DeliveryStatus.failed.value, last_error=reason)
         )
 
@@ -164,12 +186,12 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
             # picks one from statistics that lag a fan-out (deliveries just written, contacts
             # just imported), reading the whole table for every batch (docs/performance.md).
             session.execute(text("SET LOCAL enable_seqscan = off"))
-        _refuse_opted_out(session, delivery_ids)
+        _refuse_opted_out(session, delivery_ids, sqlite=db.is_sqlite)
         won = dict(
             session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id.in_(delivery_ids),
+                    among(delivery_ids, sqlite=db.is_sqlite),
                     held_as(DeliveryStatus.queued),
                     due(now),
                 )
@@ -199,7 +221,7 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
                 Contact.link_version,
             )
             .join(Contact, Contact.id == Delivery.contact_id)
-            .where(Delivery.id.in_(won))
+            .where(among(list(won), sqlite=db.is_sqlite))
             .order_by(Delivery.id)
         ).all()
         keys = {(row.alert_id, row.version) for row in rows}

@@ -29,6 +29,7 @@ _EXPANDED_ID = re.compile(r"^id_\d+_(\d+)$")  # SQLAlchemy's names for `id IN (.
 
 
 def _claim_statements(container: Container, ids: list[int]) -> list[tuple[str, dict[str, Any]]]:
+    """Run a claim of `ids`; the statements it sent, with their parameters."""
     seen: list[tuple[str, dict[str, Any]]] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -60,10 +61,12 @@ def _rows_read(
         cursor.execute(_COUNTS)
         before = {name: (seq, fetched) for name, seq, fetched in cursor.fetchall()}
         for statement, parameters in statements:
-            for name in parameters:
+            for name, value in parameters.items():
                 found = _EXPANDED_ID.match(name)
-                if found:
+                if found:  # one placeholder per id
                     parameters[name] = ids[int(found.group(1)) - 1]
+                elif isinstance(value, list) and value and isinstance(value[0], int):
+                    parameters[name] = ids[: len(value)]  # an array of ids
             cursor.execute(statement, parameters)
         cursor.execute(_COUNTS)
         after = {name: (seq, fetched) for name, seq, fetched in cursor.fetchall()}
