@@ -16,6 +16,20 @@ and that policy folded the long one-click `List-Unsubscribe` URL into RFC 2047 e
 words, which mail clients do not read as a URL. `compat32` leaves ASCII headers unencoded
 (a URL longer than 78 characters stays on one line: RFC 5322 allows 998). Only a
 non-ASCII address (SMTPUTF8) still takes the `EmailMessage` path, which knows that case.
+
+Even so, building each e-mail with the email library cost about 0.4 ms of CPU, the worker's
+largest cost per message in a fan-out. Every e-mail of one alert has the same shape; only
+To, Message-ID, Date, List-Unsubscribe and the two part bodies differ. So the fast path
+(`_Skeleton`) has the library build each shape once, with sentinels in place of those values
+and a boundary of its own, splits its bytes at the sentinels, and fills each message's values
+into the pieces: header values formatted as the slow path formats them, bodies encoded by the
+same stdlib encoders and written with CRLF as the generator writes them. About 0.03 ms per
+e-mail. The guards: a sender keeps at most 32 skeletons (LRU); what decides the shape is the
+key (every other header's name and value, the header order, an HTML part or not, and each
+part's 7bit-or-base64 choice, made per message); a header value the generator would not
+write as it is, or the boundary inside a body, takes the slow path for that message; and the
+first message of each skeleton is built both ways and compared, a difference disabling that
+skeleton (with a warning). Line breaks in headers are refused before either path, as before.
 """
 
 from __future__ import annotations
@@ -24,10 +38,15 @@ import contextlib
 import io
 import logging
 import re
+import secrets
 import smtplib
 import ssl
-from collections.abc import Generator
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from email.charset import Charset
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import EmailMessage, Message
@@ -57,6 +76,20 @@ _WIRE = compat32.clone(linesep="\r\n", max_line_length=None)
 # SMTP's limit on a line (RFC 5321), less the CRLF: longer lines need a transfer encoding.
 _MAX_LINE = 998
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
+# The fast path (`_Skeleton`): the headers whose values differ from one e-mail of an alert to
+# the next, filled into a cached skeleton; every other header is part of the skeleton's key.
+_SLOTS = frozenset({"to", "message-id", "date", "list-unsubscribe"})
+_SKELETONS = 32  # per sender; a handful of alerts' shapes are in flight at once
+# A header value the compat32 generator writes exactly as it is (`email.header.Header` with
+# no line limit leaves ASCII words and single spaces alone): anything else, slow path.
+_PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+_UTF8 = Charset("utf-8")
+# Line ends as the generator finds them in a payload (`email.generator.NLCRE`): each one
+# becomes CRLF on the wire.
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+# As `email.generator` shapes its random boundaries.
+_BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
+_SkeletonKey = tuple[tuple[tuple[str, str | None], ...], bool, bool | None]
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,96 @@ class _Built:
 
     message_id: str
     data: bytes | EmailMessage
+
+
+@dataclass
+class _Skeleton:
+    """One shape of e-mail serialised by the email library with sentinels in place of the
+    per-message header values (`_SLOTS`) and part bodies, split at them: `pieces` are the
+    bytes around the holes, `holes` what fills each (a header key, "text" or "html")."""
+
+    boundary: str | None
+    pieces: tuple[bytes, ...]
+    holes: tuple[str, ...]
+    text_7bit: bool
+    html_7bit: bool | None  # None: no HTML part
+    usable: bool = True
+    verified: bool = False  # set once a fill-in has matched the slow path byte for byte
+
+    @classmethod
+    def make(
+        cls,
+        headers: dict[str, tuple[str, str]],
+        text_7bit: bool,
+        html_7bit: bool | None,
+        boundary: str,
+    ) -> _Skeleton:
+        token = secrets.token_hex(8)
+        markers: dict[str, bytes] = {}
+
+        def sentinel(hole: str) -> str:
+            value = f"ldis{token}x{len(markers)}x"
+            markers[hole] = value.encode("ascii")
+            return value
+
+        def body(hole: str, seven_bit: bool) -> str:
+            # Non-ASCII when the real body's is, so `_text_part` picks the same encoding.
+            value = sentinel(hole) if seven_bit else "\u00e9" + sentinel(hole)
+            markers[hole] = _wire_body(value, seven_bit)
+            return value
+
+        items = [
+            (name, sentinel(key) if key in _SLOTS else _formatted(key, name, value))
+            for key, (name, value) in headers.items()
+        ]
+        text = body("text", text_7bit)
+        html = None if html_7bit is None else body("html", html_7bit)
+        multipart = html is not None
+        data = _compose(text, html, items, boundary if multipart else None)
+        found: list[tuple[int, str, bytes]] = []
+        for hole, marker in markers.items():
+            at = data.find(marker)
+            if at < 0 or data.find(marker, at + 1) >= 0:
+                log.warning("smtp: a message skeleton could not be split; slow path for it")
+                return cls(None, (), (), text_7bit, html_7bit, usable=False)
+            found.append((at, hole, marker))
+        found.sort()
+        pieces: list[bytes] = []
+        start = 0
+        for at, _, marker in found:
+            pieces.append(data[start:at])
+            start = at + len(marker)
+        pieces.append(data[start:])
+        return cls(
+            boundary if multipart else None,
+            tuple(pieces),
+            tuple(hole for _, hole, _ in found),
+            text_7bit,
+            html_7bit,
+        )
+
+    def fill(self, message: OutgoingMessage, headers: dict[str, tuple[str, str]]) -> bytes | None:
+        """The e-mail's bytes, or None if a value does not fit the skeleton (a header value
+        the generator would not write as it is, the boundary inside a body)."""
+        boundary = None if self.boundary is None else self.boundary.encode("ascii")
+        out = [self.pieces[0]]
+        for hole, piece in zip(self.holes, self.pieces[1:], strict=True):
+            if hole == "text" or hole == "html":
+                seven_bit = self.text_7bit if hole == "text" else self.html_7bit
+                filled = _wire_body(
+                    (message.text if hole == "text" else message.html) or "", bool(seven_bit)
+                )
+                if boundary is not None and boundary in filled:
+                    return None
+            else:
+                name, value = headers[hole]
+                value = _formatted(hole, name, value)
+                if not _PLAIN.fullmatch(value):
+                    return None
+                filled = value.encode("ascii")
+            out.append(filled)
+            out.append(piece)
+        return b"".join(out)
 
 
 class _ConnectionLost(Exception):
@@ -92,6 +215,11 @@ class SmtpSender:
             f"<mailto:{self._envelope_from}?subject=unsubscribe>, "
             f"<{settings.public_url}/preferences>"
         )
+        # Skeletons, least recently used first (`_fast_bytes`); the lock keeps the LRU
+        # consistent if a sender is ever shared by threads.
+        self._skeletons: OrderedDict[_SkeletonKey, _Skeleton] = OrderedDict()
+        self._skeletons_lock = threading.Lock()
+        self._new_boundary: Callable[[], str] = _random_boundary  # tests pin it
 
     def send_many(self, messages: list[OutgoingMessage]) -> list[SendResult]:
         return [result for _, result in self.send_each(messages)]
@@ -184,23 +312,61 @@ class SmtpSender:
         message_id = headers["message-id"][1]
         if not (message.to.isascii() and self._envelope_from.isascii()):
             return _Built(message_id, self._build_international(message, headers))
-        email: Message
-        if message.html:
-            email = MIMEMultipart("alternative")
-            email.attach(_text_part(message.text, "plain"))
-            email.attach(_text_part(message.html, "html"))
-        else:
-            email = _text_part(message.text, "plain")
-        for key, (name, value) in headers.items():
-            if key in _ADDRESS_HEADERS:
-                # Only a display name is encoded (RFC 2047), never the address itself.
-                value = formataddr(parseaddr(value))
-            email[name] = _header_value(name, value)
-        if "MIME-Version" not in email:
-            email["MIME-Version"] = "1.0"
-        out = io.BytesIO()
-        BytesGenerator(out, mangle_from_=False, policy=_WIRE).flatten(email)
-        return _Built(message_id, out.getvalue())
+        data = self._fast_bytes(message, headers)
+        if data is None:
+            data = _compat_bytes(message, headers)
+        return _Built(message_id, data)
+
+    def _fast_bytes(
+        self, message: OutgoingMessage, headers: dict[str, tuple[str, str]]
+    ) -> bytes | None:
+        """The message from its cached skeleton, or None for the slow path (`_compat_bytes`).
+
+        The first message of each new skeleton is also built by the slow path, with the same
+        boundary and headers, and the two compared: a difference disables that skeleton."""
+        if any(key == "mime-version" or key.startswith("content-") for key in headers):
+            return None  # would change the structure the generator writes: not worth a case
+        text_7bit = _is_7bit(message.text)
+        html_7bit = _is_7bit(message.html) if message.html else None
+        key: _SkeletonKey = (
+            tuple(
+                (name, None if header in _SLOTS else value)
+                for header, (name, value) in headers.items()
+            ),
+            text_7bit,
+            html_7bit,
+        )
+        with self._skeletons_lock:
+            skeleton = self._skeletons.get(key)
+            if skeleton is not None:
+                self._skeletons.move_to_end(key)
+        if skeleton is None:
+            try:
+                skeleton = _Skeleton.make(headers, text_7bit, html_7bit, self._new_boundary())
+            except Exception:  # a static header the library refuses: let it say so itself
+                return None
+            with self._skeletons_lock:
+                self._skeletons[key] = skeleton
+                while len(self._skeletons) > _SKELETONS:
+                    self._skeletons.popitem(last=False)
+        if not skeleton.usable:
+            return None
+        try:
+            data = skeleton.fill(message, headers)
+        except Exception:  # e.g. a lone surrogate in a body: the slow path raises its own
+            return None
+        if data is None or skeleton.verified:
+            return data
+        slow = _compat_bytes(message, headers, boundary=skeleton.boundary)
+        if data != slow:
+            skeleton.usable = False
+            log.warning(
+                "smtp: a message skeleton does not match the email library's output; "
+                "building messages of that shape the slow way"
+            )
+            return slow
+        skeleton.verified = True
+        return data
 
     @staticmethod
     def _build_international(
@@ -277,6 +443,64 @@ class SmtpSender:
         return SendResult(SendOutcome.sent, provider_id=email.message_id)
 
 
+def _compat_bytes(
+    message: OutgoingMessage, headers: dict[str, tuple[str, str]], boundary: str | None = None
+) -> bytes:
+    """The slow path: the whole message built and serialised by the email library. The
+    generator picks the multipart boundary unless one is given (the skeleton check)."""
+    items = ((name, _formatted(key, name, value)) for key, (name, value) in headers.items())
+    return _compose(message.text, message.html or None, items, boundary)
+
+
+def _compose(
+    text: str, html: str | None, headers: Iterable[tuple[str, str]], boundary: str | None
+) -> bytes:
+    """`headers`: (name, value as it goes on the wire), in order. `boundary`: the
+    multipart's, if there is one and the generator is not to pick it."""
+    email: Message
+    if html is not None:
+        email = MIMEMultipart("alternative")
+        email.attach(_text_part(text, "plain"))
+        email.attach(_text_part(html, "html"))
+    else:
+        email = _text_part(text, "plain")
+    for name, value in headers:
+        email[name] = value
+    if "MIME-Version" not in email:
+        email["MIME-Version"] = "1.0"
+    if boundary is not None and html is not None:
+        email.set_boundary(boundary)  # as the generator sets the one it picks
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=_WIRE).flatten(email)
+    return out.getvalue()
+
+
+def _formatted(key: str, name: str, value: str) -> str:
+    if key in _ADDRESS_HEADERS:
+        # Only a display name is encoded (RFC 2047), never the address itself.
+        value = formataddr(parseaddr(value))
+    return _header_value(name, value)
+
+
+def _random_boundary() -> str:
+    """Shaped as `email.generator` shapes its own."""
+    return "=" * 15 + f"{secrets.randbelow(sys.maxsize):0{_BOUNDARY_DIGITS}d}" + "=="
+
+
+def _is_7bit(body: str) -> bool:
+    """`_text_part`'s choice: 7bit for ASCII with lines SMTP can carry, else base64."""
+    return body.isascii() and max(map(len, body.splitlines()), default=0) <= _MAX_LINE
+
+
+def _wire_body(body: str, seven_bit: bool) -> bytes:
+    """A part's body as the `_WIRE` generator writes it after `_text_part` (the payload's
+    line ends made CRLF): as it is for 7bit, else UTF-8 in base64 by the same `Charset`."""
+    payload = body if seven_bit else _UTF8.body_encode(body)
+    # Without a CR, `replace` does what the regular expression does, several times faster.
+    wire = _NEWLINE.sub("\r\n", payload) if "\r" in payload else payload.replace("\n", "\r\n")
+    return wire.encode("ascii")
+
+
 def _header_value(name: str, value: str) -> str:
     """ASCII that fits on a line goes as it is (a URL stays one token: no folding, no
     encoded words); anything else is encoded and folded by `email.header`."""
@@ -288,8 +512,7 @@ def _header_value(name: str, value: str) -> str:
 
 def _text_part(body: str, subtype: str) -> MIMEText:
     """7bit when it can be (ASCII, short lines), else UTF-8 in base64 (C-fast)."""
-    plain = body.isascii() and all(len(line) <= _MAX_LINE for line in body.splitlines())
-    part = MIMEText(body, subtype, "us-ascii" if plain else "utf-8")
+    part = MIMEText(body, subtype, "us-ascii" if _is_7bit(body) else "utf-8")
     del part["MIME-Version"]  # once, on the whole message
     return part
 
