@@ -29,6 +29,7 @@ MAIL_FROM = "LDIS Alerts <alerts@ldis.example.org>"
 def make_sender(mail_from: str = MAIL_FROM, boundary: str = BOUNDARY) -> SmtpSender:
     sender = SmtpSender(Settings(mail_from=mail_from, public_url="https://ldis.example.org"))
     sender._new_boundary = lambda: boundary
+    sender._skeleton_on_first_sighting = True  # most tests look at the skeleton at once
     return sender
 
 
@@ -299,6 +300,31 @@ def test_a_realistic_alert_goes_the_fast_way_after_the_first() -> None:
         assert one.message_id == f"<delivery-{n}@ldis>"
 
 
+def test_a_shape_met_once_gets_no_skeleton() -> None:
+    """A skeleton is made on the second message of a shape: a shape that never comes again
+    (a subject naming its recipient) costs what the slow path costs, no more."""
+    sender = SmtpSender(Settings(mail_from=MAIL_FROM, public_url="https://ldis.example.org"))
+    calls: list[str | None] = []
+    compat = smtp_email._compat_bytes
+
+    def counting(
+        outgoing: OutgoingMessage, headers: dict[str, tuple[str, str]], boundary: str | None = None
+    ) -> bytes:
+        calls.append(boundary)
+        return compat(outgoing, headers, boundary)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(smtp_email, "_compat_bytes", counting)
+        for n in range(10):
+            sender._build(message(n, subject=f"For C{n}"))
+        assert calls == [None] * 10 and len(sender._skeletons) == 0
+        calls.clear()
+        for n in range(5):
+            sender._build(message(n, subject="The same for everyone"))
+    # the first the slow way, the second checked against it, the rest from the skeleton
+    assert calls[0] is None and len(calls) == 2 and len(sender._skeletons) == 1
+
+
 # --- the guards ------------------------------------------------------------------------------
 
 
@@ -415,8 +441,8 @@ def test_a_skeleton_that_cannot_be_split_is_disabled(caplog: pytest.LogCaptureFi
 
 def test_each_new_skeleton_gets_its_own_boundary() -> None:
     sender = SmtpSender(Settings(mail_from=MAIL_FROM))
-    sender._build(message(subject="one"))
-    sender._build(message(subject="two"))
+    for subject in ("one", "one", "two", "two"):  # a skeleton on each shape's second message
+        sender._build(message(subject=subject))
     boundaries = {skeleton.boundary for skeleton in sender._skeletons.values()}
     assert len(boundaries) == 2
     pattern: Callable[[str], re.Match[str] | None] = re.compile(r"={15}\d{19}==").fullmatch

@@ -80,6 +80,7 @@ _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
 # the next, filled into a cached skeleton; every other header is part of the skeleton's key.
 _SLOTS = frozenset({"to", "message-id", "date", "list-unsubscribe"})
 _SKELETONS = 32  # per sender; a handful of alerts' shapes are in flight at once
+_SHAPES_SEEN = 256  # shapes met once; a skeleton is made on the second message of a shape
 # A header value the compat32 generator writes exactly as it is (`email.header.Header` with
 # no line limit leaves ASCII words and single spaces alone): anything else, slow path.
 _PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
@@ -218,6 +219,8 @@ class SmtpSender:
         # Skeletons, least recently used first (`_fast_bytes`); the lock keeps the LRU
         # consistent if a sender is ever shared by threads.
         self._skeletons: OrderedDict[_SkeletonKey, _Skeleton] = OrderedDict()
+        self._shapes_seen: OrderedDict[_SkeletonKey, None] = OrderedDict()  # once, no skeleton
+        self._skeleton_on_first_sighting = False  # the tests' seam
         self._skeletons_lock = threading.Lock()
         self._new_boundary: Callable[[], str] = _random_boundary  # tests pin it
 
@@ -341,6 +344,15 @@ class SmtpSender:
             if skeleton is not None:
                 self._skeletons.move_to_end(key)
         if skeleton is None:
+            with self._skeletons_lock:
+                first_sighting = key not in self._shapes_seen
+                self._shapes_seen[key] = None
+                while len(self._shapes_seen) > _SHAPES_SEEN:
+                    self._shapes_seen.popitem(last=False)
+            if first_sighting and self._skeleton_on_first_sighting is False:
+                # A shape seen once may never come again (a subject with the contact's name
+                # in it): making and checking a skeleton would cost more than it saves.
+                return None
             try:
                 skeleton = _Skeleton.make(headers, text_7bit, html_7bit, self._new_boundary())
             except Exception:  # a static header the library refuses: let it say so itself
