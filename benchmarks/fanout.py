@@ -311,7 +311,10 @@ class Bench:
         out = self.args.profile / f"fanout-{self.profiles}.txt"
         spy = Path(sys.executable).with_name("py-spy")
         command = [str(spy), "record", "--subprocesses", "--pid", str(self.worker_pid)]
+        # --gil: only samples of a thread holding the GIL, i.e. running Python code, so
+        # the profile shows where CPU goes, not where the worker waits for a provider.
         command += ["--rate", "100", "--format", "raw", "--output", str(out), "--nonblocking"]
+        command += ["--gil"]
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def fan_out(self, rep: Rep, alert_id: int) -> None:

@@ -14,6 +14,7 @@ searched for our text, so a message Twilio already has is recorded, not sent twi
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -66,6 +67,21 @@ class _HeaderKeepingClient(TwilioHttpClient):  # type: ignore[misc]
         return response
 
 
+def environment_once(http: TwilioHttpClient, base_url: str) -> None:
+    """Read the proxy and CA-bundle settings of the environment (HTTPS_PROXY, NO_PROXY,
+    REQUESTS_CA_BUNDLE...) once, for the Twilio host, instead of on every request:
+    `requests` otherwise walks the whole process environment per message (a tenth of a
+    worker's CPU per text in the fan-out benchmark, docs/performance.md)."""
+    session = http.session
+    if session is None:
+        return
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+
+
 class TwilioSender:
     def __init__(
         self,
@@ -78,6 +94,7 @@ class TwilioSender:
         self._status_callback = f"{settings.public_url}/webhooks/twilio/status"
         self._limiter = limiter
         self._http = _HeaderKeepingClient(timeout=timeout)
+        environment_once(self._http, settings.twilio_base_url)
         client = Client(
             settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http
         )
