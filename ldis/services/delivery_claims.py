@@ -19,11 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     and_,
-    any_,
-    bindparam,
     func,
     insert,
     or_,
@@ -32,7 +29,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ldis.domain.alerts import AlertKind
@@ -63,14 +60,6 @@ def held_as(status: DeliveryStatus) -> ColumnElement[bool]:
     batch of 100: quadratic in the fan-out (docs/performance.md). `IS TRUE` is the same test
     for a column that is never null, and no index can answer it."""
     return (Delivery.status == status.value).is_(True)
-
-
-def among(ids: Sequence[int], *, sqlite: bool) -> ColumnElement[bool]:
-    """`Delivery.id` is one of `ids`: on PostgreSQL one array parameter (`= ANY`), so the
-    statement is the same text for any batch and nothing renders 100 placeholders each time."""
-    if sqlite:
-        return Delivery.id.in_(ids)
-    return Delivery.id == any_(bindparam("ids", list(ids), type_=postgresql.ARRAY(BigInteger)))
 
 
 def due(now: datetime) -> ColumnElement[bool]:
@@ -113,48 +102,40 @@ class Claimed:
     queued_at: datetime | None = None
 
 
-def _refuse_opted_out(session: Session, delivery_ids: list[int], *, sqlite: bool) -> None:
-    """Fail, before anything is claimed, the queued deliveries the recipient no longer
-    wants (unsubscribed from everything or from the alert's kind, channel opted out) or
-    that cannot arrive (channel failed for good): an opt-out is honoured at send time."""
-    # The batch's rows first, by primary key, and only then what they join: left to
-    # itself, the planner may start from the alert version and read every delivery of it.
-    batch = (
-        select(
-            Delivery.id, Delivery.contact_id, Delivery.channel, Delivery.alert_id, Delivery.version
-        )
-        .where(among(delivery_ids, sqlite=sqlite), held_as(DeliveryStatus.queued))
-        .cte("batch")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
-    )
+def _refuse_opted_out(session: Session, delivery_ids: list[int]) -> None:
+    """SQLite: fail, before anything is claimed, the queued deliveries the recipient no
+    longer wants (unsubscribed from everything or from the alert's kind, channel opted out)
+    or that cannot arrive (channel failed for good): an opt-out is honoured at send time.
+    PostgreSQL does the same within its one claim statement (`_CLAIM_PG`)."""
     kind = func.coalesce(AlertVersion.content["kind"].as_string(), AlertKind.drug_alert.value)
     unsubscribed = (
         select(ContactUnsubscription.contact_id)
         .where(
-            ContactUnsubscription.contact_id == batch.c.contact_id,
+            ContactUnsubscription.contact_id == Delivery.contact_id,
             ContactUnsubscription.alert_kind == kind,
         )
         .exists()
     )
     rows = session.execute(
         select(
-            batch.c.id,
+            Delivery.id,
             Contact.opted_out_at.is_not(None),
             ContactChannel.opted_out_at.is_not(None),
             ContactChannel.failed_at.is_not(None),
             unsubscribed,
         )
-        .select_from(batch)
-        .join(Contact, Contact.id == batch.c.contact_id)
+        .join(Contact, Contact.id == Delivery.contact_id)
         .join(
             AlertVersion,
-            (AlertVersion.alert_id == batch.c.alert_id) & (AlertVersion.version == batch.c.version),
+            (AlertVersion.alert_id == Delivery.alert_id)
+            & (AlertVersion.version == Delivery.version),
         )
         .outerjoin(
             ContactChannel,
-            (ContactChannel.contact_id == batch.c.contact_id)
-            & (ContactChannel.channel == batch.c.channel),
+            (ContactChannel.contact_id == Delivery.contact_id)
+            & (ContactChannel.channel == Delivery.channel),
         )
+        .where(Delivery.id.in_(delivery_ids), held_as(DeliveryStatus.queued))
     ).all()
     refused: dict[str, list[int]] = defaultdict(list)
     for delivery_id, contact_out, channel_out, channel_failed, kind_out in rows:
@@ -169,9 +150,112 @@ def _refuse_opted_out(session: Session, delivery_ids: list[int], *, sqlite: bool
     for reason, ids in refused.items():
         session.execute(
             update(Delivery)
-            .where(among(ids, sqlite=sqlite), held_as(DeliveryStatus.queued))
+            .where(Delivery.id.in_(ids), held_as(DeliveryStatus.queued))
             .values(status=DeliveryStatus.failed.value, last_error=reason)
         )
+
+
+# PostgreSQL: the claim and everything it reads, in one statement. The rows won come back
+# with their contact and whether the recipient still wants them (opted out, channel failed,
+# unsubscribed from the version's kind); those that must not go are failed at once, in the
+# same transaction, with their try uncounted, so nobody ever sees them `sending`.
+_CLAIM_PG = text(
+    """
+    WITH won AS (
+        UPDATE deliveries AS d
+        SET status = :sending, claimed_at = :now, attempts = d.attempts + 1
+        WHERE d.id = ANY(CAST(:ids AS bigint[])) AND (d.status = :queued) IS TRUE
+          AND (d.not_before IS NULL OR d.not_before <= :now)
+        RETURNING d.id, d.attempts, d.channel, d.alert_id, d.version, d.queued_at, d.contact_id
+    )
+    SELECT won.id, won.attempts, won.channel, won.alert_id, won.version, won.queued_at,
+           c.id AS contact_id, c.phone, c.email, c.name, c.link_version,
+           c.opted_out_at IS NOT NULL AS contact_out,
+           cc.opted_out_at IS NOT NULL AS channel_out,
+           cc.failed_at IS NOT NULL AS channel_failed,
+           EXISTS (
+               SELECT 1 FROM contact_unsubscriptions AS u
+               JOIN alert_versions AS av
+                 ON av.alert_id = won.alert_id AND av.version = won.version
+               WHERE u.contact_id = won.contact_id
+                 AND u.alert_kind = coalesce(av.content ->> 'kind', :default_kind)
+           ) AS kind_out
+    FROM won
+    JOIN contacts AS c ON c.id = won.contact_id
+    LEFT JOIN contact_channels AS cc ON cc.contact_id = won.contact_id AND cc.channel = won.channel
+    ORDER BY won.id
+    """
+)
+_REFUSE_CLAIMED_PG = text(
+    """
+    UPDATE deliveries SET status = :failed, last_error = :reason, attempts = attempts - 1
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND (status = :sending) IS TRUE
+    """
+)
+# A claim reads a batch of rows, each by its primary key, and their contacts by theirs: a
+# sequential scan is never the right plan, but the planner picks one from statistics that
+# lag a fan-out (deliveries just written, contacts just imported), reading the whole table
+# for every batch (docs/performance.md). For the claim's transaction only.
+_NO_SEQSCAN = text("SET LOCAL enable_seqscan = off")
+
+
+def _claim_pg(db: Database, delivery_ids: list[int], now: datetime) -> list[Any]:
+    """The rows won, with their contacts; the refused ones already failed."""
+    with db.engine.begin() as connection:
+        connection.execute(_NO_SEQSCAN)
+        rows = connection.execute(
+            _CLAIM_PG,
+            {
+                "ids": delivery_ids,
+                "now": now,
+                "queued": DeliveryStatus.queued.value,
+                "sending": DeliveryStatus.sending.value,
+                "default_kind": AlertKind.drug_alert.value,
+            },
+        ).all()
+        refused: dict[str, list[int]] = defaultdict(list)
+        for row in rows:
+            reason = send_blocked(
+                contact_opted_out=row.contact_out,
+                channel_opted_out=row.channel_out,
+                channel_failed=row.channel_failed,
+                kind_unsubscribed=row.kind_out,
+            )
+            if reason:
+                refused[reason].append(row.id)
+        for reason, ids in refused.items():
+            connection.execute(
+                _REFUSE_CLAIMED_PG,
+                {
+                    "ids": ids,
+                    "reason": reason,
+                    "failed": DeliveryStatus.failed.value,
+                    "sending": DeliveryStatus.sending.value,
+                },
+            )
+        if refused:
+            gone = {i for ids in refused.values() for i in ids}
+            rows = [row for row in rows if row.id not in gone]
+        versions = _versions(connection, {(row.alert_id, row.version) for row in rows})
+    return [(row, versions.get((row.alert_id, row.version))) for row in rows]
+
+
+def _versions(connection: Connection | Session, keys: set[tuple[int, int]]) -> dict[Any, Any]:
+    """Each alert version's template, content and purpose, once per batch (not per row)."""
+    if not keys:
+        return {}
+    return {
+        (v.alert_id, v.version): v
+        for v in connection.execute(
+            select(
+                AlertVersion.alert_id,
+                AlertVersion.version,
+                AlertVersion.template,
+                AlertVersion.content,
+                AlertVersion.purpose,
+            ).where(tuple_(AlertVersion.alert_id, AlertVersion.version).in_(keys))
+        )
+    }
 
 
 def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
@@ -179,19 +263,43 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
     if not delivery_ids:
         return []
     now = datetime.now(UTC)
+    if db.is_sqlite:
+        pairs = _claim_sqlite(db, delivery_ids, now)
+    else:
+        pairs = _claim_pg(db, delivery_ids, now)
+    claimed = []
+    for row, v in pairs:
+        if v is None:  # no such version: never sent
+            continue
+        claimed.append(
+            Claimed(
+                delivery_id=row.id,
+                channel=row.channel,
+                address=row.phone if row.channel == "sms" else row.email,
+                contact_name=row.name,
+                alert_id=row.alert_id,
+                version=row.version,
+                template=v.template,
+                content=v.content,
+                contact_id=row.contact_id,
+                link_version=row.link_version,
+                purpose=v.purpose,
+                attempt=row.attempts,
+                queued_at=row.queued_at,
+            )
+        )
+    return claimed
+
+
+def _claim_sqlite(db: Database, delivery_ids: list[int], now: datetime) -> list[Any]:
+    """The same on SQLite (embedded runs): refusals first, then the claim, then its rows."""
     with db.transaction() as session:
-        if not db.is_sqlite:
-            # A claim reads at most a batch of rows, each by its primary key, and their
-            # contacts by theirs: a sequential scan is never the right plan, but the planner
-            # picks one from statistics that lag a fan-out (deliveries just written, contacts
-            # just imported), reading the whole table for every batch (docs/performance.md).
-            session.execute(text("SET LOCAL enable_seqscan = off"))
-        _refuse_opted_out(session, delivery_ids, sqlite=db.is_sqlite)
+        _refuse_opted_out(session, delivery_ids)
         won = dict(
             session.execute(
                 update(Delivery)
                 .where(
-                    among(delivery_ids, sqlite=db.is_sqlite),
+                    Delivery.id.in_(delivery_ids),
                     held_as(DeliveryStatus.queued),
                     due(now),
                 )
@@ -205,11 +313,10 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
         )
         if not won:
             return []
-        # Plain columns, and each alert version's content once (not once per row): a
-        # batch of 100 would otherwise build 300 ORM objects and decode the content 100 times.
         rows = session.execute(
             select(
                 Delivery.id,
+                Delivery.attempts,  # as the claim just counted it: the fence
                 Delivery.channel,
                 Delivery.alert_id,
                 Delivery.version,
@@ -221,45 +328,11 @@ def claim(db: Database, delivery_ids: list[int]) -> list[Claimed]:
                 Contact.link_version,
             )
             .join(Contact, Contact.id == Delivery.contact_id)
-            .where(among(list(won), sqlite=db.is_sqlite))
+            .where(Delivery.id.in_(won))
             .order_by(Delivery.id)
         ).all()
-        keys = {(row.alert_id, row.version) for row in rows}
-        versions = {
-            (v.alert_id, v.version): v
-            for v in session.execute(
-                select(
-                    AlertVersion.alert_id,
-                    AlertVersion.version,
-                    AlertVersion.template,
-                    AlertVersion.content,
-                    AlertVersion.purpose,
-                ).where(tuple_(AlertVersion.alert_id, AlertVersion.version).in_(keys))
-            )
-        }
-        claimed = []
-        for row in rows:
-            v = versions.get((row.alert_id, row.version))
-            if v is None:  # no such version: never sent (the join before did the same)
-                continue
-            claimed.append(
-                Claimed(
-                    delivery_id=row.id,
-                    channel=row.channel,
-                    address=row.phone if row.channel == "sms" else row.email,
-                    contact_name=row.name,
-                    alert_id=row.alert_id,
-                    version=row.version,
-                    template=v.template,
-                    content=v.content,
-                    contact_id=row.contact_id,
-                    link_version=row.link_version,
-                    purpose=v.purpose,
-                    attempt=won[row.id],
-                    queued_at=row.queued_at,
-                )
-            )
-        return claimed
+        versions = _versions(session, {(row.alert_id, row.version) for row in rows})
+        return [(row, versions.get((row.alert_id, row.version))) for row in rows]
 
 
 def _ours(delivery_id: int, attempt: int) -> ColumnElement[bool]:
