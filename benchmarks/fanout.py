@@ -555,6 +555,12 @@ def main() -> int:
         default=4,
         help="`ldis worker --concurrency` (default 4, as deployed)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="LDIS_DELIVERY_BATCH_SIZE for the workers (default: the setting's default)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker logs")
     parser.add_argument(
         "--profile",
@@ -597,6 +603,8 @@ def main() -> int:
             "LDIS_SMS_RATE_PER_SECOND": RATE,
             "LDIS_EMAIL_RATE_PER_SECOND": RATE,
         }
+        if args.batch_size:
+            env["LDIS_DELIVERY_BATCH_SIZE"] = str(args.batch_size)
         settings = load_settings(env)
         container = build(settings)
         processes = Processes(env, logs)

@@ -8,6 +8,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -21,6 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from ldis.domain.messages import OutgoingMessage, SendOutcome
 from ldis.services.links import Links
 from ldis.settings import Settings, load_settings
+from workers.channels import smtp_email
 from workers.channels.smtp_email import SmtpSender
 
 pytestmark = pytest.mark.integration
@@ -195,6 +197,68 @@ def test_batch_uses_one_connection_and_builds_full_messages(
         parts = {part.get_content_type(): part.get_content() for part in msg.iter_parts()}
         assert parts["text/plain"].strip() == f"Plain text for {delivery_id}."
         assert parts["text/html"].strip() == f"<p>HTML for <b>{delivery_id}</b>.</p>"
+
+
+def test_the_next_batch_reuses_the_session_the_last_one_left_open(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    sender = SmtpSender(make_settings(tmp_path, smtp_server.port))
+    first = sender.send_many([mail(1, "a@example.org"), mail(2, "b@example.org")])
+    second = sender.send_many([mail(3, "c@example.org")])
+
+    assert [r.outcome for r in first + second] == [SendOutcome.sent] * 3
+    assert len(smtp_server.handler.received) == 3
+    assert len(smtp_server.handler.connections) == 1
+
+
+def test_a_kept_session_the_server_dropped_is_replaced_without_loss(tmp_path: Path) -> None:
+    controller, smtp_server = start_server(timeout=0.3)  # drops sessions idle for 0.3 s
+    try:
+        sender = SmtpSender(make_settings(tmp_path, smtp_server.port))
+        sender.send_many([mail(1, "a@example.org")])
+        time.sleep(0.8)  # the server has let the kept session go meanwhile
+        # ...and the next batch's own reconnect is still there for a drop mid-batch.
+        smtp_server.handler.drop_once.add("c@example.org")
+
+        results = sender.send_many([mail(2, "b@example.org"), mail(3, "c@example.org")])
+    finally:
+        controller.stop()
+
+    assert [r.outcome for r in results] == [SendOutcome.sent] * 2
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [
+        ["a@example.org"],
+        ["b@example.org"],
+        ["c@example.org"],
+    ]
+    assert len(smtp_server.handler.connections) == 3
+
+
+def test_a_session_idle_too_long_is_closed_not_reused(
+    tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smtp_email, "_KEEP_IDLE_SECONDS", 0.0)
+    sender = SmtpSender(make_settings(tmp_path, smtp_server.port))
+    sender.send_many([mail(1, "a@example.org")])
+    sender.send_many([mail(2, "b@example.org")])
+
+    assert len(smtp_server.handler.received) == 2
+    assert len(smtp_server.handler.connections) == 2
+
+
+def test_a_batch_stopped_between_messages_keeps_its_session(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    sender = SmtpSender(make_settings(tmp_path, smtp_server.port))
+    stream = sender.send_each([mail(1, "a@example.org"), mail(2, "b@example.org")])
+    assert next(stream)[1].outcome is SendOutcome.sent
+    stream.close()  # the caller stops early (a worker told to stop)
+    sender.send_many([mail(3, "c@example.org")])
+
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [
+        ["a@example.org"],
+        ["c@example.org"],
+    ]
+    assert len(smtp_server.handler.connections) == 1
 
 
 def test_text_only_message_is_not_multipart(tmp_path: Path, smtp_server: SmtpServer) -> None:

@@ -1,7 +1,9 @@
 """The `smtp` email channel: standard-library smtplib, one reused connection per batch.
 
 One connection per `send_many` roughly doubles throughput over a connection per mail
-(DESIGN.md, "Facts measured"). Each message has a single recipient, so a refusal is that
+(DESIGN.md, "Facts measured"), and the session is then kept open for the worker's next batch
+(closed instead once idle for `_KEEP_IDLE_SECONDS`; one the server dropped meanwhile is
+replaced without counting against the batch's reconnect). Each message has a single recipient, so a refusal is that
 recipient's outcome: 5xx is permanent, 4xx transient. If the connection drops mid-batch we
 reconnect once and carry on; whatever cannot be attempted because the server is unreachable
 is transient. Addresses and bodies are never logged and are scrubbed from error texts.
@@ -43,6 +45,7 @@ import smtplib
 import ssl
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -68,6 +71,11 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 # One reconnect per batch: enough for an idle-timeout or a per-connection message limit,
 # without hammering a server that keeps dropping us.
 _RECONNECTS_PER_BATCH = 1
+# A batch's session is kept open for the next batch of the same worker thread: a new session
+# per batch (TCP, greeting, EHLO, QUIT) cost the mail server more than sending a hundred
+# messages did (docs/performance.md). Idle longer than this, it is closed instead: servers
+# drop idle sessions (RFC 5321 asks them to wait 5 minutes; some wait less).
+_KEEP_IDLE_SECONDS = 30.0
 
 _ADDRESS_LIKE = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 # Serialised as on the wire (smtplib passes bytes through as they are). No folding by the
@@ -219,6 +227,7 @@ class SmtpSender:
         # Skeletons, least recently used first (`_fast_bytes`); the lock keeps the LRU
         # consistent if a sender is ever shared by threads.
         self._skeletons: OrderedDict[_SkeletonKey, _Skeleton] = OrderedDict()
+        self._kept = threading.local()  # the session kept between batches (`_take_kept`)
         self._shapes_seen: OrderedDict[_SkeletonKey, None] = OrderedDict()  # once, no skeleton
         self._skeleton_on_first_sighting = False  # the tests' seam
         self._skeletons_lock = threading.Lock()
@@ -234,9 +243,11 @@ class SmtpSender:
         yes from `gate` (which may refuse: the message is then skipped, with no result).
         Results come one at a time, so the caller can record each before the next goes."""
         results: list[SendResult] = []
-        connection: smtplib.SMTP | None = None
+        connection = self._take_kept()
+        kept = connection is not None  # until it has carried a message: maybe dropped meanwhile
         reconnects_left = _RECONNECTS_PER_BATCH
         down: str | None = None  # set once the server is unreachable for the rest of the batch
+        clean = False  # between messages at the end: the connection may be kept
         try:
             for message in messages:
                 if down is not None:
@@ -269,10 +280,14 @@ class SmtpSender:
                             break
                     try:
                         results.append(self._send_one(connection, message, email))
+                        kept = False
                         break
                     except _ConnectionLost as exc:
                         _close(connection)
                         connection = None
+                        if kept:  # the server let the kept session go: not a failure of ours
+                            kept = False
+                            continue
                         if reconnects_left > 0:
                             reconnects_left -= 1
                             log.info("smtp connection lost (%s); reconnecting", exc)
@@ -281,10 +296,29 @@ class SmtpSender:
                         results.append(SendResult(SendOutcome.transient_error, error=down))
                         break
                 yield message, results[-1]
+            clean = True
+        except GeneratorExit:
+            clean = True  # the caller stopped between two messages
+            raise
         finally:
             if connection is not None:
-                _quit(connection)
+                if clean:
+                    self._keep(connection)
+                else:
+                    _close(connection)  # stopped mid-dialogue: its state is unknown
             _log_batch(results)
+
+    def _take_kept(self) -> smtplib.SMTP | None:
+        """The session the last batch of this thread left open, if it is fresh enough."""
+        connection: smtplib.SMTP | None = getattr(self._kept, "connection", None)
+        self._kept.connection = None
+        if connection is not None and time.monotonic() - self._kept.since > _KEEP_IDLE_SECONDS:
+            _quit(connection)
+            return None
+        return connection
+
+    def _keep(self, connection: smtplib.SMTP) -> None:
+        self._kept.connection, self._kept.since = connection, time.monotonic()
 
     def _headers(self, message: OutgoingMessage) -> dict[str, tuple[str, str]]:
         """Header name (lower case) -> (name, value); the caller's headers win (Message-ID,
