@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class PersonalRenderer:
         self.size = size
         # key -> the version's shape, or None: rendered whole for every message.
         self._shapes: OrderedDict[Hashable, _Shape | None] = OrderedDict()
+        self._lock = threading.Lock()  # worker threads may share a process
 
     def render(
         self, key: Hashable, channel: str, template: str, context: Mapping[str, Any]
@@ -114,16 +116,20 @@ class PersonalRenderer:
             return self.renderer.render(channel, template, context)
         names = tuple(personal)
         key = (key, channel, template, names)
-        if key in self._shapes:
-            self._shapes.move_to_end(key)
-            shape = self._shapes[key]
-            if shape is not None:
-                return _fill(shape, personal)
-            return self.renderer.render(channel, template, context)
+        with self._lock:
+            known = key in self._shapes
+            shape = self._shapes.get(key)
+            if known:
+                self._shapes.move_to_end(key)
+        if shape is not None:
+            return _fill(shape, personal)
         rendered = self.renderer.render(channel, template, context)  # errors surface as ever
-        self._shapes[key] = self._learn(channel, template, context, personal, rendered)
-        if len(self._shapes) > self.size:
-            self._shapes.popitem(last=False)
+        if not known:
+            learned = self._learn(channel, template, context, personal, rendered)
+            with self._lock:
+                self._shapes[key] = learned
+                while len(self._shapes) > self.size:
+                    self._shapes.popitem(last=False)
         return rendered
 
     def _learn(
