@@ -364,8 +364,11 @@ def test_the_boundary_inside_a_body_takes_the_slow_path() -> None:
         message(extra={"X-Alert": "1\nBcc: x@y.org"}),
         message(subject="Nitazenes\r\nBcc: x@y.org"),
         message(to="sam@example.org\nBcc: x@y.org"),
+        message(subject="Nitazenes\x0bBcc: x@y.org"),
+        message(subject="Nitazenes\x1cBcc: x@y.org"),
+        message(extra={"X-Alert": "1\u2028Bcc: x@y.org"}),
     ],
-    ids=["slot", "static", "subject", "to"],
+    ids=["slot", "static", "subject", "to", "vertical-tab", "file-separator", "unicode-line"],
 )
 def test_a_line_break_in_a_header_still_raises(outgoing: OutgoingMessage) -> None:
     sender = make_sender()

@@ -77,6 +77,9 @@ _RECONNECTS_PER_BATCH = 1
 # drop idle sessions (RFC 5321 asks them to wait 5 minutes; some wait less).
 _KEEP_IDLE_SECONDS = 30.0
 
+# What Python's email library (str.splitlines) takes for the end of a header line, not
+# only CR and LF: a vertical tab in a subject would otherwise start a header of its own.
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _ADDRESS_LIKE = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 # Serialised as on the wire (smtplib passes bytes through as they are). No folding by the
 # generator: `_header_value` has already made each header what it should be on the wire.
@@ -339,7 +342,7 @@ class SmtpSender:
         if "message-id" not in headers:
             headers["message-id"] = ("Message-ID", make_msgid(domain=self._msgid_domain))
         for name, value in headers.values():
-            if "\r" in value or "\n" in value:
+            if _LINE_BREAK.search(value):
                 # Header injection, or a template bug: never fold it into the message.
                 raise ValueError(f"header {name} contains a line break")
         return headers
