@@ -18,12 +18,14 @@ inserts; alerts are drafted, submitted and approved through the real use cases
 Each repetition measures, in this order:
 
 1. Bare capacity: the real `twilio` client (built as `workers/channels/twilio_sms.py`
-   builds it) in a loop, and smtplib over one reused connection, sending the very SMS body
-   and e-mail ldis rendered in the warm-up, one message after another per process (as
-   each ldis worker process sends); each provider alone with 1 client process, then both
-   at once with 1 + 1 and 2 + 2 client processes. The denominator of the ratio is "both
-   at once, 1 + 1", the providers' capacity: the most the fakes took (2 + 2 takes less:
-   four clients and the fakes compete for the cores). ldis's main worker ran 2 processes
+   builds it) in a loop, and smtplib over one reused connection handing over the very
+   bytes of the e-mail ldis sent (`sendmail`, as ldis does; only To and Message-ID put in),
+   sending the very SMS body and e-mail ldis rendered in the warm-up, one message after
+   another per process (as each ldis worker process sends); each provider alone with 1
+   client process, then both at once with 1 + 1 and 2 + 2 client processes. The
+   denominator of the ratio is the providers' capacity: the most the fakes took from both
+   at once (1 + 1 as a rule; 2 + 2, where four clients and the fakes compete for the cores,
+   takes less unless something else held the cores during 1 + 1). ldis's main worker ran 2 processes
    until the fan-out's CPU per message came near the bare client's; it now runs 4, to
    overlap the waits for the providers (`--concurrency`).
 2. ldis fan-out: the last approval of a standard alert to all N contacts -> the last of
@@ -102,7 +104,8 @@ BARE_PLANS: dict[str, dict[str, int]] = {
     "both at once, 1 + 1": {"sms": 1, "email": 1},
     "both at once, 2 + 2": {"sms": 2, "email": 2},
 }
-REFERENCE = "both at once, 1 + 1"
+REFERENCE = "both at once, 1 + 1"  # CPU figures are taken in this plan
+BOTH_AT_ONCE = ("both at once, 1 + 1", "both at once, 2 + 2")
 
 
 # --- set-up --------------------------------------------------------------------------------
@@ -223,8 +226,14 @@ class Rep:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def capacity(self) -> float:
+        """The providers' capacity: the most the fakes took from both clients at once (1 + 1
+        usually; 2 + 2 when something else held the cores during the 1 + 1 window)."""
+        return max(self.bare[label] for label in BOTH_AT_ONCE)
+
+    @property
     def ratio(self) -> float:
-        return self.rate / self.bare[REFERENCE]
+        return self.rate / self.capacity
 
 
 @dataclass
@@ -458,7 +467,8 @@ def report(reps: list[Rep], memory: list[tuple[str, int, float]], args: argparse
         print(row(f"bare client CPU per {kind}, ms", [r.bare_cpu_ms[kind] for r in reps], "{:.2f}"))
     total = 2 * args.contacts
     print(row(f"**ldis fan-out {total:,} msgs, msg/s**", [r.rate for r in reps]))
-    print(row("  ratio to bare both 1 + 1", [100 * r.ratio for r in reps], "{:.0f} %"))
+    print(row("  providers' capacity (most of both at once), msg/s", [r.capacity for r in reps]))
+    print(row("  ratio to the providers' capacity", [100 * r.ratio for r in reps], "{:.0f} %"))
     print(row("  last approval call (writes deliveries), s", [r.approve_s for r in reps], "{:.2f}"))
     print(row("  approval -> first standard message, s", [r.first_s for r in reps], "{:.2f}"))
     print(row("  ldis worker CPU per message, ms", [r.worker_ms for r in reps], "{:.2f}"))
@@ -640,7 +650,7 @@ def main() -> int:
                 rep = bench.repetition(n)
                 reps.append(rep)
                 print(
-                    f"run {n}: bare 1+1 {rep.bare[REFERENCE]:.0f}/s, ldis {rep.rate:.0f}/s "
+                    f"run {n}: bare {rep.capacity:.0f}/s, ldis {rep.rate:.0f}/s "
                     f"({100 * rep.ratio:.0f} %), urgent p50 {med(rep.urgent_first):.2f} s, "
                     f"max {max(rep.urgent_first):.2f} s, RSS {rep.rss_mb:.0f} MB "
                     f"[{time.time() - began:.0f} s]",
