@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ldis.domain.deliveries import AttemptOutcome, RetryLater, retry_delay
@@ -43,6 +44,7 @@ from ldis.services.delivery_claims import (
     claim,
     queued_ids,
     record,
+    record_connection,
     record_sent,
     unclaim,
 )
@@ -183,6 +185,7 @@ class _Batch:
         self.retry: dict[int, float] = {}
         self.unwritten: list[Sent] = []  # sent, not yet in the database (`flush`)
         self.unwritten_since = 0.0
+        self.records: Connection | None = None  # held for the batch's groups (`_record`)
 
     def finish(
         self, delivery_id: int, result: SendResult, outcome: AttemptOutcome | None = None
@@ -222,7 +225,27 @@ class _Batch:
         """Write down the messages sent so far (one statement)."""
         if self.unwritten:
             group, self.unwritten = self.unwritten, []
-            _db_retrying(lambda: record_sent(self.db, group))
+            _db_retrying(lambda: self._record(group))
+
+    def _record(self, group: list[Sent]) -> set[int]:
+        # One connection for all the batch's groups (PostgreSQL); one lost (a database
+        # restart) is let go, and the next try takes a fresh one from the pool.
+        if self.db.is_sqlite:
+            return record_sent(self.db, group)
+        if self.records is None:
+            self.records = record_connection(self.db)
+        try:
+            return record_sent(self.db, group, self.records)
+        except DBAPIError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give back the connection the groups were written on."""
+        if self.records is not None:
+            with contextlib.suppress(Exception):
+                self.records.close()
+            self.records = None
 
     def gate(self, message: OutgoingMessage) -> bool:
         now = time.monotonic()
@@ -282,7 +305,10 @@ def deliver(
         with contextlib.suppress(Exception):
             batch.flush()
         raise
-    batch.flush()
+    else:
+        batch.flush()
+    finally:
+        batch.close()
     batch.release()
     return batch.retry
 

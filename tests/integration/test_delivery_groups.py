@@ -9,7 +9,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from ldis.bootstrap import Container
 from ldis.domain.messages import OutgoingMessage, SendResult
@@ -126,3 +126,64 @@ def test_a_slow_provider_leaves_at_most_the_last_result_unwritten(
     # never two: the earlier one was over RECORD_GROUP_SECONDS old and has been written.
     assert watched.unwritten[0] == 0 and max(watched.unwritten) == 1, watched.unwritten
     assert {d.status for d in s.deliveries(container, alert_id)} == {"sent"}
+
+
+def test_a_batch_writes_its_groups_on_one_connection(
+    container: Container, fake: FakeTwilio
+) -> None:
+    """A pool checkout (and its liveness ping) per group cost more than the group's
+    statement: the batch holds one connection for all its groups, and gives it back."""
+    alert_id, ids = _texts(container, 4 * delivery.RECORD_GROUP)
+    watched = Watched(container, fake, alert_id)
+    checkouts: list[int] = []
+    pool = container.db.engine.pool
+
+    def note(*_: Any) -> None:
+        checkouts.append(pool.checkedout())
+
+    event.listen(container.db.engine, "checkout", note)
+    try:
+        delivery.deliver(container.db, ids, {"sms": watched}, container.renderer, container.links)
+    finally:
+        event.remove(container.db.engine, "checkout", note)
+
+    assert sorted(_attempts(container, ids)) == ["sent"] * len(ids)
+    # The claim, the records' one connection, and the watcher's reads (one per text).
+    assert len(checkouts) == 1 + 1 + len(ids), len(checkouts)
+    assert pool.checkedout() == 0  # nothing kept after the batch
+
+
+def test_a_connection_lost_between_groups_is_replaced_and_nothing_is_lost(
+    container: Container, fake: FakeTwilio
+) -> None:
+    """The batch's held connection dies (the database restarted, a proxy cut it): the next
+    group is written on a fresh one, and every text is recorded once."""
+    if container.db.is_sqlite:
+        pytest.skip("PostgreSQL connections")
+    alert_id, ids = _texts(container, 3 * delivery.RECORD_GROUP)
+    watched = Watched(container, fake, alert_id)
+    real_gate_count = {"n": 0}
+    original = watched.send_each
+
+    def cutting(messages: list[OutgoingMessage], gate: Gate | None = None) -> Any:
+        def gate_then_cut(message: OutgoingMessage) -> bool:
+            real_gate_count["n"] += 1
+            if real_gate_count["n"] == delivery.RECORD_GROUP + 5:  # after the first group
+                with container.db.engine.connect() as connection:
+                    connection.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+            return gate(message) if gate is not None else True
+
+        return original(messages, gate_then_cut)
+
+    watched.send_each = cutting  # type: ignore[method-assign]
+
+    delivery.deliver(container.db, ids, {"sms": watched}, container.renderer, container.links)
+
+    assert len(fake.created()) == len(ids)
+    assert {d.status for d in s.deliveries(container, alert_id)} == {"sent"}
+    assert sorted(_attempts(container, ids)) == ["sent"] * len(ids)
