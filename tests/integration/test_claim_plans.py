@@ -80,8 +80,6 @@ def _rows_read(
 
 
 def test_a_claim_reads_its_batch_by_key_when_statistics_are_stale(container: Container) -> None:
-    if container.db.is_sqlite:
-        pytest.skip("PostgreSQL planner behaviour; SQLite has no statistics to go stale")
     s.area(container)
     service = s.service(container, "Selby NSP")
     for i in range(CONTACTS):

@@ -158,8 +158,6 @@ def test_a_connection_lost_between_groups_is_replaced_and_nothing_is_lost(
 ) -> None:
     """The batch's held connection dies (the database restarted, a proxy cut it): the next
     group is written on a fresh one, and every text is recorded once."""
-    if container.db.is_sqlite:
-        pytest.skip("PostgreSQL connections")
     alert_id, ids = _texts(container, 3 * delivery.RECORD_GROUP)
     watched = Watched(container, fake, alert_id)
     real_gate_count = {"n": 0}
