@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, insert, literal, or_, select, tuple_, update
 
 from ldis.domain.deliveries import AttemptOutcome, DeliveryStatus
-from ldis.services.delivery_claims import due
+from ldis.services.delivery_claims import due, held_as
 from ldis.store.db import Database
 from ldis.store.models import Delivery, DeliveryAttempt
 
@@ -39,7 +39,7 @@ def stamp(db: Database, held: list[tuple[int, int]]) -> set[int]:
                 update(Delivery)
                 .where(
                     tuple_(Delivery.id, Delivery.attempts).in_(held),
-                    Delivery.status == DeliveryStatus.sending.value,
+                    held_as(DeliveryStatus.sending),
                 )
                 .values(claimed_at=datetime.now(UTC))
                 .returning(Delivery.id)

@@ -274,25 +274,30 @@ def test_a_given_boundary_changes_nothing_but_the_boundary() -> None:
     assert picked.count(b"--" + found.group(1)) == 3  # two parts and the close
 
 
-def test_a_realistic_alert_goes_the_fast_way_after_the_first() -> None:
-    """The first e-mail of a shape is checked against the slow path; later ones are not
-    built by the slow path at all."""
-    sender = make_sender()
-    calls: list[str | None] = []
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Every slow-path build from here on, by the boundary it was given (None: its own)."""
+    seen: list[str | None] = []
     compat = smtp_email._compat_bytes
 
     def counting(
         outgoing: OutgoingMessage, headers: dict[str, tuple[str, str]], boundary: str | None = None
     ) -> bytes:
-        calls.append(boundary)
+        seen.append(boundary)
         return compat(outgoing, headers, boundary)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(smtp_email, "_compat_bytes", counting)
-        built = [
-            sender._build(message(n, to=f"c{n}@example.org", text=f"Dear C{n}\n" * 40))
-            for n in range(5)
-        ]
+    monkeypatch.setattr(smtp_email, "_compat_bytes", counting)
+    return seen
+
+
+def test_a_realistic_alert_goes_the_fast_way_after_the_first(calls: list[str | None]) -> None:
+    """The first e-mail of a shape is checked against the slow path; later ones are not
+    built by the slow path at all."""
+    sender = make_sender()
+    built = [
+        sender._build(message(n, to=f"c{n}@example.org", text=f"Dear C{n}\n" * 40))
+        for n in range(5)
+    ]
     assert calls == [BOUNDARY]  # the first-use check, once
     assert len(sender._skeletons) == 1
     for n, one in enumerate(built):
@@ -302,27 +307,16 @@ def test_a_realistic_alert_goes_the_fast_way_after_the_first() -> None:
         assert one.message_id == f"<delivery-{n}@ldis>"
 
 
-def test_a_shape_met_once_gets_no_skeleton() -> None:
+def test_a_shape_met_once_gets_no_skeleton(calls: list[str | None]) -> None:
     """A skeleton is made on the second message of a shape: a shape that never comes again
     (a subject naming its recipient) costs what the slow path costs, no more."""
     sender = SmtpSender(Settings(mail_from=MAIL_FROM, public_url="https://ldis.example.org"))
-    calls: list[str | None] = []
-    compat = smtp_email._compat_bytes
-
-    def counting(
-        outgoing: OutgoingMessage, headers: dict[str, tuple[str, str]], boundary: str | None = None
-    ) -> bytes:
-        calls.append(boundary)
-        return compat(outgoing, headers, boundary)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(smtp_email, "_compat_bytes", counting)
-        for n in range(10):
-            sender._build(message(n, subject=f"For C{n}"))
-        assert calls == [None] * 10 and len(sender._skeletons) == 0
-        calls.clear()
-        for n in range(5):
-            sender._build(message(n, subject="The same for everyone"))
+    for n in range(10):
+        sender._build(message(n, subject=f"For C{n}"))
+    assert calls == [None] * 10 and len(sender._skeletons) == 0
+    calls.clear()
+    for n in range(5):
+        sender._build(message(n, subject="The same for everyone"))
     # the first the slow way, the second checked against it, the rest from the skeleton
     assert calls[0] is None and len(calls) == 2 and len(sender._skeletons) == 1
 
