@@ -50,7 +50,7 @@ MIN_NAP_SECONDS = 0.001
 # Tokens taken from Redis at once: a hundredth of a second's worth, at most MAX_BLOCK, so
 # only high rates use blocks; unspent, they lapse after BLOCK_SECONDS (an urgent hold
 # keeps a standard sender off within that long).
-MAX_BLOCK = 10
+MAX_BLOCK = 25
 BLOCK_SHARE = 0.01
 BLOCK_SECONDS = 0.1
 _FALLBACK_LOG_EVERY_SECONDS = 60.0
