@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import logging
 import re
 import string
@@ -461,3 +462,24 @@ def test_each_part_is_encoded_as_before(text: str, encoding: bytes) -> None:
     assert b"Content-Transfer-Encoding: " + encoding + b"\r\n" in slow
     [skeleton] = sender._skeletons.values()
     assert skeleton.text_7bit is (encoding == b"7bit")
+
+
+def test_the_date_header_is_formatdate_worked_out_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1_764_547_200.25]
+    monkeypatch.setattr("workers.channels.smtp_email.time.time", lambda: clock[0])
+    formatted = []
+    real = email.utils.formatdate
+
+    def counting(*args: object, **kwargs: object) -> str:
+        formatted.append(args)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("workers.channels.smtp_email.formatdate", counting)
+    first = smtp_email._date_now()
+    clock[0] += 0.7  # the same second
+    assert smtp_email._date_now() == first == email.utils.formatdate(clock[0], usegmt=True)
+    clock[0] += 0.1  # the next one
+    assert smtp_email._date_now() == email.utils.formatdate(clock[0], usegmt=True) != first
+    assert len(formatted) == 2

@@ -332,7 +332,7 @@ class SmtpSender:
                 ("From", self._settings.mail_from),
                 ("To", message.to),
                 ("Subject", message.subject or ""),
-                ("Date", formatdate(usegmt=True)),
+                ("Date", _date_now()),
                 ("List-Unsubscribe", self._list_unsubscribe),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             )
@@ -534,6 +534,22 @@ def _formatted(key: str, name: str, value: str) -> str:
 def _random_boundary() -> str:
     """Shaped as `email.generator` shapes its own."""
     return "=" * 15 + f"{secrets.randbelow(sys.maxsize):0{_BOUNDARY_DIGITS}d}" + "=="
+
+
+# (second, its Date header): formatdate takes as long as the rest of the headers together,
+# and every e-mail sent within one second carries the same Date.
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """`formatdate(usegmt=True)`, worked out once per second."""
+    global _date_cache
+    now = int(time.time())
+    second, text = _date_cache
+    if now != second:
+        text = formatdate(now, usegmt=True)
+        _date_cache = (now, text)
+    return text
 
 
 def _is_7bit(body: str) -> bool:
