@@ -6,6 +6,7 @@ to the fake Twilio, through the real channel and the real send loop."""
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import event, func, select, text
 from ldis.bootstrap import Container
 from ldis.domain.messages import OutgoingMessage, SendResult
 from ldis.services import delivery
+from ldis.services.delivery_claims import Sent, claim, record_sent
 from ldis.services.ports import Gate
 from ldis.settings import SmsChannel
 from ldis.store.models import Delivery, DeliveryAttempt
@@ -185,3 +187,35 @@ def test_a_connection_lost_between_groups_is_replaced_and_nothing_is_lost(
     assert len(fake.created()) == len(ids)
     assert {d.status for d in s.deliveries(container, alert_id)} == {"sent"}
     assert sorted(_attempts(container, ids)) == ["sent"] * len(ids)
+
+
+def test_a_group_is_written_exactly_as_given(container: Container) -> None:
+    # Provider ids are the provider's to choose: quotes, backslashes, commas, braces and
+    # non-ASCII must arrive as sent, and each time to the microsecond.
+    _, ids = _texts(container, 3)
+    claimed = {c.delivery_id: c.attempt for c in claim(container.db, ids)}
+    at = datetime(2026, 12, 1, 0, 17, 32, 123456, tzinfo=UTC)
+    odd = ['SM"quoted\\back', "<a,b}{c>@mail.example", "nämlich-∂"]
+    group = [
+        Sent(i, claimed[i], provider, at + timedelta(microseconds=n), "sent")
+        for n, (i, provider) in enumerate(zip(ids, odd, strict=True))
+    ]
+    assert record_sent(container.db, group) == set(ids)
+    with container.db.transaction() as session:
+        rows = session.execute(
+            select(Delivery.id, Delivery.status, Delivery.provider_id, Delivery.sent_at).where(
+                Delivery.id.in_(ids)
+            )
+        ).all()
+        attempts = session.execute(
+            select(
+                DeliveryAttempt.delivery_id, DeliveryAttempt.provider_id, DeliveryAttempt.at
+            ).where(DeliveryAttempt.delivery_id.in_(ids))
+        ).all()
+    expected = {s.delivery_id: (s.provider_id, s.at) for s in group}
+    assert {r.id: (r.status, r.provider_id, r.sent_at) for r in rows} == {
+        i: ("sent", *expected[i]) for i in ids
+    }
+    assert {a.delivery_id: (a.provider_id, a.at) for a in attempts} == expected
+    # Written twice (a retried statement): fenced, nothing moves again.
+    assert record_sent(container.db, group) == set()
