@@ -11,7 +11,6 @@ The rules themselves are in `ldis.domain.audience`.
 from __future__ import annotations
 
 import functools
-import gc
 import json
 from typing import Any
 
@@ -36,6 +35,7 @@ from ldis.domain.principal import Principal
 from ldis.domain.roles import Role
 from ldis.domain.validation import parse
 from ldis.services.audience_contacts import among, reached_contacts
+from ldis.services.gc_pause import collection_paused
 from ldis.store.db import Database
 from ldis.store.models import (
     Area,
@@ -88,14 +88,8 @@ def resolve(session: Session, query: AudienceQuery) -> Audience:
     """Everything an alert with `query`'s areas, types, level and kind would reach."""
     # A county-wide answer creates ~12,000 short-lived objects at once; a full garbage
     # collection in the middle of that costs ~100 ms and is what made the slow runs slow.
-    # Nothing here makes reference cycles, so collection can wait until the answer is built.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collection_paused():
         return _resolve(session, query)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _resolve(session: Session, query: AudienceQuery) -> Audience:

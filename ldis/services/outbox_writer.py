@@ -21,6 +21,8 @@ from ldis.domain.alerts import AlertKind, AlertLevel
 from ldis.domain.audience import AudienceQuery, not_before
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.services.audience import resolve
+from ldis.services.gc_pause import collection_paused
+from ldis.services.outbox_bulk import insert_queued, on_postgresql
 from ldis.store.db import dialect_insert
 from ldis.store.models import AlertVersion, Contact, Delivery
 from ldis.store.models.base import utcnow
@@ -141,29 +143,52 @@ def write_deliveries(
 ) -> int:
     """Insert one queued delivery per (contact, channel) of `version_targets` (or of
     `targets`: a neighbour's, written again on sharing, so a row already there is skipped
-    by the unique key, never doubled); return the count written."""
-    now = now or utcnow()
+    by the unique key, never doubled); return the count written. On PostgreSQL in one
+    statement (`ldis.services.outbox_bulk`), elsewhere as ORM rows: the same rows."""
+    # Targets, slots and rows are ~60,000 short-lived tuples for a county: no collection
+    # among them (ldis.services.gc_pause); they are freed as the call returns.
+    with collection_paused():
+        return _write(session, alert_id, version, now or utcnow(), targets)
+
+
+def _write(
+    session: Session,
+    alert_id: int,
+    version: AlertVersion,
+    now: datetime,
+    targets: Targets | None,
+) -> int:
     again = targets is not None
     targets = version_targets(session, alert_id, version) if targets is None else targets
     # Many contacts share the same quiet hours: work out each pair's end once.
     ends: dict[tuple[time | None, time | None], datetime | None] = {}
-    rows = []
-    for (contact_id, channel), key in targets.items():
+    for key in targets.values():
         if key not in ends:
             ends[key] = not_before(version.priority, *key, now)
-        rows.append(
-            {
-                "alert_id": alert_id,
-                "version": version.version,
-                "contact_id": contact_id,
-                "channel": channel,
-                "priority": version.priority,
-                "status": DeliveryStatus.queued.value,
-                "attempts": 0,
-                "queued_at": now,
-                "not_before": ends[key],
-            }
+    if on_postgresql(session):
+        return insert_queued(
+            session,
+            alert_id=alert_id,
+            version=version.version,
+            priority=version.priority,
+            queued_at=now,
+            rows=((contact, channel, ends[key]) for (contact, channel), key in targets.items()),
+            skip_existing=again,
         )
+    rows = [
+        {
+            "alert_id": alert_id,
+            "version": version.version,
+            "contact_id": contact_id,
+            "channel": channel,
+            "priority": version.priority,
+            "status": DeliveryStatus.queued.value,
+            "attempts": 0,
+            "queued_at": now,
+            "not_before": ends[key],
+        }
+        for (contact_id, channel), key in targets.items()
+    ]
     if rows and again:
         done = session.execute(
             dialect_insert(session)(Delivery).on_conflict_do_nothing().returning(Delivery.id),
