@@ -46,6 +46,7 @@ from ldis.services.delivery_claims import (
     record,
     record_connection,
     record_sent,
+    release_record_connection,
     unclaim,
 )
 from ldis.services.delivery_sweeper import stamp, sweep
@@ -244,7 +245,7 @@ class _Batch:
         """Give back the connection the groups were written on."""
         if self.records is not None:
             with contextlib.suppress(Exception):
-                self.records.close()
+                release_record_connection(self.records)
             self.records = None
 
     def gate(self, message: OutgoingMessage) -> bool:

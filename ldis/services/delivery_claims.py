@@ -420,8 +420,32 @@ _RECORD_SENT_PG = """
 def record_connection(db: Database) -> Connection:
     """A connection for `record_sent` on PostgreSQL: autocommit, each group its own
     statement and its own commit. A batch holds one for all its groups: a pool checkout
-    (with its liveness ping) per group cost more than the statement did."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    (with its liveness ping) per group cost more than the statement did. Give it back with
+    `release_record_connection`.
+
+    No sequential scans on it, as in a claim (`_NO_SEQSCAN`): the driver prepares the
+    record statement after a few runs, and a generic plan made while the table was small
+    (or from statistics that predate the fan-out) hashed a scan of the whole table for
+    every group of ten, on and on for the life of the connection
+    (tests/integration/test_claim_plans.py)."""
+    connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        connection.exec_driver_sql("SET enable_seqscan = off")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def release_record_connection(connection: Connection) -> None:
+    """Back to the pool as it was taken: other work on it may need a sequential scan."""
+    try:
+        connection.exec_driver_sql("RESET enable_seqscan")
+    except BaseException:
+        connection.invalidate()  # never back to the pool with the setting still on
+        raise
+    finally:
+        connection.close()
 
 
 def record_sent(
@@ -435,8 +459,11 @@ def record_sent(
     if db.is_sqlite:
         moved = _record_sent_each(db, group)
     elif connection is None:
-        with record_connection(db) as own:
+        own = record_connection(db)
+        try:
             moved = _record_sent_pg(own, group)
+        finally:
+            release_record_connection(own)
     else:
         moved = _record_sent_pg(connection, group)
     late = len({s.delivery_id for s in group} - moved)

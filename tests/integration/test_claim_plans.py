@@ -11,6 +11,7 @@ transaction, and PostgreSQL's per-transaction counters say how many rows they re
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +19,13 @@ from sqlalchemy import event, text
 
 from ldis.bootstrap import Container
 from ldis.services import delivery
-from ldis.services.delivery_claims import claim
+from ldis.services.delivery_claims import (
+    Sent,
+    _record_sent_pg,
+    claim,
+    record_connection,
+    release_record_connection,
+)
 from tests.integration import selfservice as s
 
 pytestmark = pytest.mark.integration
@@ -105,3 +112,47 @@ def test_a_claim_reads_its_batch_by_key_when_statistics_are_stale(container: Con
     # Each statement reads the batch's rows, a few times over; never the other 500 queued.
     assert deliveries_fetched <= 4 * BATCH, counts
     assert deliveries_fetched >= BATCH, counts  # the counters did see the claim
+
+
+@pytest.mark.parametrize("plans", ["force_generic_plan", "force_custom_plan"])
+def test_a_record_group_finds_its_rows_by_key_when_statistics_are_stale(
+    container: Container, plans: str
+) -> None:
+    # The record statement runs on a held connection, prepared by the driver after a few
+    # runs: PostgreSQL may then keep one generic plan for all its groups. One made while
+    # the table was small hashed a sequential scan of the whole table for every group of
+    # ten, for as long as the connection lived (the fan-out benchmark: PostgreSQL's CPU
+    # 4x, and growing). Custom plans from stale statistics did the same.
+    s.area(container)
+    service = s.service(container, "Selby NSP")
+    for i in range(CONTACTS):
+        s.contact(
+            container, service, name=f"R{i}", phone=f"+4477007{i:05d}", email=f"r{i}@example.org"
+        )
+    with container.db.engine.connect() as connection:
+        connection.execute(text("ANALYZE deliveries"))  # before the fan-out: a small table
+        connection.commit()
+    s.send_alert(container)  # every delivery sent
+    alert_id = s.send_alert(container, title="Second alert", deliver=False)
+    queued = delivery.queued_ids(container.db, alert_id, 1)
+    claimed = claim(container.db, queued[:10])
+    now = datetime.now(UTC)
+    group = [Sent(c.delivery_id, c.attempt, f"SM{c.delivery_id:032x}", now) for c in claimed]
+    held = record_connection(container.db)
+    try:
+        # One transaction around it, only so that the counters below are this statement's.
+        held.commit()  # autocommit: ends only SQLAlchemy's own bookkeeping
+        counted = held.execution_options(isolation_level="READ COMMITTED")
+        counted.execute(text(f"SET LOCAL plan_cache_mode = {plans}"))
+        before = {name: seq for name, seq, _ in counted.execute(text(_COUNTS))}
+        assert _record_sent_pg(counted, group) == {c.delivery_id for c in claimed}
+        after = {name: seq for name, seq, _ in counted.execute(text(_COUNTS))}
+        counted.rollback()
+        held.execution_options(isolation_level="AUTOCOMMIT")  # as record_connection made it
+    finally:
+        release_record_connection(held)
+    seq_read = after["deliveries"] - before["deliveries"]
+    assert seq_read == 0, f"{seq_read} delivery rows read by a sequential scan for 10 results"
+    # The connection went back to the pool as it was taken.
+    with container.db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW enable_seqscan").scalar() == "on"
