@@ -297,6 +297,7 @@ class BareResult:
     rates: dict[str, float]  # kind -> messages/s (summed over that kind's processes)
     cpu_ms: dict[str, float]  # kind -> client CPU ms per message
     late: float  # worst start delay, s
+    busy: float  # share of the machine's CPU busy during the timed window
 
     @property
     def total(self) -> float:
@@ -308,6 +309,18 @@ def run_bare(
 ) -> BareResult:
     """Start `plan[kind]` loops of each kind at once; messages/s per kind."""
     start_at = time.time() + 2.5  # imports and warm-up done by then on this machine
+    # The machine's CPU over the timed window only: the clients' start-up (imports, warm-up)
+    # and exit are busy too, and once made a latency-bound plan look CPU-bound or not.
+    window: list[tuple[float, float, float]] = []
+
+    def sample() -> None:
+        time.sleep(max(0.0, start_at - time.time()))
+        window.append(machine_cpu())
+        time.sleep(seconds)
+        window.append(machine_cpu())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     procs = [
         (
             kind,
@@ -341,7 +354,9 @@ def run_bare(
         cpu.setdefault(kind, []).append(1000 * r["cpu"] / max(1, r["n"]))
         late = max(late, r["t0"] - start_at)
     per_kind = {k: sum(v) / len(v) for k, v in cpu.items()}
-    return BareResult(rates, per_kind, late)
+    sampler.join()
+    (busy0, _, total0), (busy1, _, total1) = window
+    return BareResult(rates, per_kind, late, (busy1 - busy0) / max(1e-9, total1 - total0))
 
 
 # --- the data set --------------------------------------------------------------------------
