@@ -28,6 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ldis.domain import audience as rules
 from ldis.domain.audience import MissedService, MissReason, ReachedContact, ReachedService
+from ldis.store.db import on_postgresql
 from ldis.store.models import Contact, ContactChannel, ContactUnsubscription
 
 # `reached_contacts` builds each ReachedContact as a bare tuple in this order (no per-row call
@@ -46,17 +47,13 @@ if ReachedContact._fields != _CONTACT_FIELDS:
     raise RuntimeError(f"update reached_contacts for ReachedContact{ReachedContact._fields}")
 
 
-def _on_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def among(
     session: Session, column: InstrumentedAttribute[int], ids: Iterable[int]
 ) -> ColumnElement[bool]:
     """`column` is one of `ids`. On PostgreSQL one array parameter (`= ANY(...)`), not an
     `IN` list of a parameter each: the text stays the same whatever the count, so it is
     prepared once. SQLite (the embedded run) has no arrays and gets the `IN` list."""
-    if _on_postgresql(session):
+    if on_postgresql(session):
         return column == any_(literal(sorted(ids), ARRAY(Integer)))
     return column.in_(sorted(ids))
 
@@ -155,7 +152,7 @@ def reached_contacts(
     make = tuple.__new__  # what ReachedContact._make does, without a Python call per row
     result = session.connection().execute(statement)
     rows: Sequence[Any]
-    if _on_postgresql(session):
+    if on_postgresql(session):
         try:  # psycopg's own tuples, already the right types: no SQLAlchemy row for each
             rows = result.cursor.fetchall()
         finally:

@@ -44,10 +44,6 @@ _INSERT = """
 _SKIP_EXISTING = " ON CONFLICT (alert_id, version, contact_id, channel) DO NOTHING"
 
 
-def on_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def insert_queued(
     session: Session,
     *,

@@ -22,8 +22,8 @@ from ldis.domain.audience import AudienceQuery, not_before
 from ldis.domain.deliveries import DeliveryStatus
 from ldis.services.audience import resolve
 from ldis.services.gc_pause import collection_paused
-from ldis.services.outbox_bulk import insert_queued, on_postgresql
-from ldis.store.db import dialect_insert
+from ldis.services.outbox_bulk import insert_queued
+from ldis.store.db import dialect_insert, on_postgresql
 from ldis.store.models import AlertVersion, Contact, Delivery
 from ldis.store.models.base import utcnow
 

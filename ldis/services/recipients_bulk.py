@@ -31,7 +31,7 @@ from ldis.services.recipients_plan import (
     fold,
     plan_lines,
 )
-from ldis.store.db import Database
+from ldis.store.db import Database, on_postgresql
 from ldis.store.models import Area, Contact, ContactChannel, Service
 
 __all__ = ["COMMAND_LINE_ADMIN", "apply_import", "export_csv", "plan_import", "plan_lines"]
@@ -51,7 +51,7 @@ def plan_import(db: Database, actor: Principal, data: bytes) -> dict[str, Any]:
 def _lock(session: Session) -> None:
     """Serialise applies: on PostgreSQL an advisory lock; on SQLite a write at once takes
     the database's single writer lock before anything is read."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPLY_LOCK})
     else:
         session.execute(text("UPDATE service_types SET code = code WHERE 1 = 0"))

@@ -57,7 +57,12 @@ class Database:
         self.engine.dispose()
 
 
+def on_postgresql(session: Session) -> bool:
+    """PostgreSQL (production), not SQLite (embedded defaults)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def dialect_insert(session: Session) -> Any:
     """The INSERT construct of the session's database, for `ON CONFLICT DO NOTHING`
     (PostgreSQL in production, SQLite on embedded defaults: both spell it the same)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if on_postgresql(session) else sqlite_insert
